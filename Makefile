@@ -1,0 +1,33 @@
+# Two commands do all set-up: `make demo` (the embedded end-to-end job) and `make test` (the test suite).
+# Both create .venv and install the pinned environment (CPU torch 2.13.0 from this machine's disk) on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo demo-ablation test lint benchmark clean
+
+$(STAMP): requirements-dev.txt setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py --output-dir demo_output
+
+demo-ablation: $(STAMP)
+	$(PY) scripts/demo.py --output-dir demo_output --ablation
+
+benchmark: $(STAMP)
+	$(PY) scripts/benchmark.py
+
+clean:
+	rm -rf $(VENV) demo_output build *.egg-info

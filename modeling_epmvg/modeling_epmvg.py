@@ -1,0 +1,564 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""PyTorch EpmVG model: TransVG-style visual grounding (ResNet + DETR encoder, BERT, fusion encoder, [REG] box head)."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.backbone_utils import load_backbone
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput, logging
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_epmvg import EpmVGConfig
+from .loss_epmvg import grounding_loss
+
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class EpmVGModelOutput(ModelOutput):
+    r"""
+    Output of [`EpmVGModel`]. The fusion sequence is laid out as TransVG's: `[REG, text slots, visual tokens]`.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, 1 + max_text_len + num_visual_tokens, d_model)`):
+            Output of the last fusion layer.
+        reg_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`):
+            Fusion output at the [REG] slot, fed to the box head.
+        image_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`):
+            Fusion output at the first visual slot (the paper's global visual feature `p'_v1`), distilled towards
+            the CLIP image embedding during training.
+        text_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`):
+            Fusion output at the first text slot ([CLS], the paper's `p'_l1`), distilled towards the CLIP text
+            embedding during training.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Fusion input and the output of every fusion layer, each `(batch_size, sequence_length, d_model)`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Attention weights of every fusion layer, each `(batch_size, num_heads, sequence_length, sequence_length)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    reg_embeds: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class EpmVGVisualGroundingOutput(ModelOutput):
+    r"""
+    Output of [`EpmVGForVisualGrounding`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+            `bbox_loss_coefficient * box loss + giou_loss_coefficient * GIoU loss` (the distillation terms are added
+            by the trainer, which owns the teacher).
+        loss_dict (`dict`, *optional*, returned when `labels` are given):
+            The unweighted terms `loss_bbox` and `loss_giou`.
+        pred_boxes (`torch.FloatTensor` of shape `(batch_size, 4)`):
+            One box per expression, normalized (center_x, center_y, width, height) in [0, 1] relative to the padded
+            square canvas. Use [`EpmVGImageProcessor.post_process_visual_grounding`] to get pixel boxes.
+        image_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`):
+            Fusion output at the first visual slot (distillation target: CLIP image embedding).
+        text_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`):
+            Fusion output at the [CLS] slot (distillation target: CLIP text embedding).
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, d_model)`):
+            Output of the last fusion layer.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Fusion input and the output of every fusion layer.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Attention weights of every fusion layer.
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_dict: dict | None = None
+    pred_boxes: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class EpmVGFrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d whose statistics and affine parameters are buffers (DETR / TransVG), so they never train."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Buffer(torch.ones(num_features))
+        self.bias = nn.Buffer(torch.zeros(num_features))
+        self.running_mean = nn.Buffer(torch.zeros(num_features))
+        self.running_var = nn.Buffer(torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints of regular BatchNorm2d carry a counter this module does not need
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return hidden_states * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+def replace_batch_norm(module: nn.Module) -> None:
+    """Replaces every `nn.BatchNorm2d` below `module` by an [`EpmVGFrozenBatchNorm2d`] with the same statistics."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = EpmVGFrozenBatchNorm2d(child.num_features, child.eps)
+            if child.weight.device != torch.device("meta"):
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key).detach())
+            module._modules[name] = frozen
+        else:
+            replace_batch_norm(child)
+
+
+class EpmVGConvEncoder(nn.Module):
+    """The CNN backbone (any `AutoBackbone`, ResNet-50 by default) with frozen BatchNorm and frozen early stages."""
+
+    def __init__(self, config: EpmVGConfig):
+        super().__init__()
+        self.model = load_backbone(config)
+        with torch.no_grad():
+            replace_batch_norm(self.model)
+        self.num_channels = self.model.channels[-1]
+        self.freeze_stages(config.freeze_backbone_stages)
+
+    def freeze_stages(self, num_stages: int) -> None:
+        """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1), leaving the rest trainable."""
+        frozen_prefixes = ("embedder.",) + tuple(f"encoder.stages.{index}." for index in range(num_stages))
+        for name, parameter in self.model.named_parameters():
+            if name.startswith(frozen_prefixes):
+                parameter.requires_grad_(False)
+
+    def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feature_map = self.model(pixel_values).feature_maps[-1]
+        # nearest downsampling of the mask, as DETR and TransVG do
+        mask = F.interpolate(pixel_mask[:, None].float(), size=feature_map.shape[-2:])[:, 0].to(torch.bool)
+        return feature_map, mask
+
+
+class EpmVGSinePositionEmbedding(nn.Module):
+    """
+    DETR's normalized sine position encoding (y then x, sin/cos interleaved), computed by cumulative sums over the
+    real pixels so that it spans the image rather than the padded canvas.
+    """
+
+    def __init__(self, embedding_dim: int, temperature: float = 10000):
+        super().__init__()
+        self.num_position_features = embedding_dim // 2
+        self.temperature = temperature
+        self.scale = 2 * math.pi
+
+    def forward(self, mask: torch.Tensor) -> torch.Tensor:
+        """`mask` (batch, height, width) True on real tokens -> (batch, height * width, embedding_dim)."""
+        y_embed = mask.cumsum(1, dtype=torch.float32)
+        x_embed = mask.cumsum(2, dtype=torch.float32)
+        eps = 1e-6
+        y_embed = y_embed / (y_embed[:, -1:, :] + eps) * self.scale
+        x_embed = x_embed / (x_embed[:, :, -1:] + eps) * self.scale
+        dim_t = torch.arange(self.num_position_features, dtype=torch.float32, device=mask.device)
+        dim_t = self.temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / self.num_position_features)
+        pos_x = x_embed[..., None] / dim_t
+        pos_y = y_embed[..., None] / dim_t
+        pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).flatten(3)
+        pos_y = torch.stack((pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()), dim=4).flatten(3)
+        return torch.cat((pos_y, pos_x), dim=3).flatten(1, 2)
+
+
+class EpmVGAttention(nn.Module):
+    """Multi-head self-attention with positions added to queries and keys only (DETR), via SDPA."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        return states.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: torch.Tensor,
+        attention_mask: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`attention_mask` (batch, 1, 1, seq) is True where a key may be attended to."""
+        queries_keys = hidden_states + position_embeddings
+        query = self._split_heads(self.q_proj(queries_keys))
+        key = self._split_heads(self.k_proj(queries_keys))
+        value = self._split_heads(self.v_proj(hidden_states))
+        dropout = self.dropout if self.training else 0.0
+        if output_attentions:
+            # SDPA does not return its weights: compute them explicitly only when asked
+            scores = (query @ key.transpose(-1, -2)) / math.sqrt(self.head_dim)
+            weights = scores.masked_fill(~attention_mask, float("-inf")).softmax(-1)
+            context = F.dropout(weights, dropout, self.training) @ value
+        else:
+            weights = None
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
+        return self.out_proj(context.transpose(1, 2).flatten(2)), weights
+
+
+class EpmVGEncoderLayer(GradientCheckpointingLayer):
+    """A post-norm transformer encoder layer (DETR / TransVG): attention, add & norm, FFN, add & norm."""
+
+    def __init__(self, config: EpmVGConfig, num_heads: int, ffn_dim: int):
+        super().__init__()
+        self.self_attn = EpmVGAttention(config.d_model, num_heads, config.dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(config.d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, config.d_model)
+        self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: torch.Tensor,
+        attention_mask: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.self_attn(hidden_states, position_embeddings, attention_mask, output_attentions)
+        hidden_states = self.self_attn_layer_norm(hidden_states + self.dropout(attended))
+        feed_forward = self.fc2(self.dropout(self.activation_fn(self.fc1(hidden_states))))
+        hidden_states = self.final_layer_norm(hidden_states + self.dropout(feed_forward))
+        return hidden_states, weights
+
+
+class EpmVGEncoder(nn.Module):
+    """A stack of [`EpmVGEncoderLayer`] sharing one position encoding and one key-padding mask."""
+
+    def __init__(self, config: EpmVGConfig, num_layers: int, num_heads: int, ffn_dim: int):
+        super().__init__()
+        self.layers = nn.ModuleList([EpmVGEncoderLayer(config, num_heads, ffn_dim) for _ in range(num_layers)])
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: torch.Tensor,
+        padding_mask: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
+        """`padding_mask` (batch, seq) is True on real tokens. Returns the output, hidden states and attentions."""
+        attention_mask = padding_mask[:, None, None, :]
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, weights = layer(hidden_states, position_embeddings, attention_mask, output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
+        return hidden_states, all_hidden_states, all_attentions
+
+
+class EpmVGMLPPredictionHead(nn.Module):
+    """A small MLP (Linear-ReLU repeated, then Linear) predicting the box from the [REG] output."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
+        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims, dims[1:] + [output_dim]))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for index, layer in enumerate(self.layers):
+            hidden_states = layer(hidden_states)
+            if index < len(self.layers) - 1:
+                hidden_states = F.relu(hidden_states)
+        return hidden_states
+
+
+class EpmVGPreTrainedModel(PreTrainedModel):
+    config: EpmVGConfig
+    config_class = EpmVGConfig
+    base_model_prefix = "model"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["EpmVGConvEncoder", "EpmVGEncoderLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """TransVG's init: N(0, init_std) tables, Xavier on encoder matrices, PyTorch defaults for projections."""
+        if isinstance(module, EpmVGModel):
+            init.normal_(module.reg_token, std=self.config.init_std)
+            init.normal_(module.fusion_position_embeddings.weight, std=self.config.init_std)
+        elif isinstance(module, EpmVGEncoderLayer):
+            for parameter in module.parameters():
+                if parameter.dim() > 1:
+                    init.xavier_uniform_(parameter)
+        elif isinstance(module, EpmVGFrozenBatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            # encoder layers are visited after their Linear children and overwrite them with Xavier
+            _torch_default_init(module)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+def _torch_default_init(module: nn.Module) -> None:
+    """PyTorch's own `reset_parameters` for Linear / Conv2d, through transformers' init guards."""
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        fan_in = module.weight[0].numel()
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(module.bias, -bound, bound)
+
+
+class EpmVGModel(EpmVGPreTrainedModel):
+    r"""
+    The EpmVG/TransVG encoder without the box head: visual branch (CNN backbone + transformer encoder), linguistic
+    branch (BERT), and the visual-linguistic fusion encoder over `[REG, text slots, visual tokens]`.
+    """
+
+    def __init__(self, config: EpmVGConfig):
+        super().__init__(config)
+        self.backbone = EpmVGConvEncoder(config)
+        self.input_projection = nn.Conv2d(self.backbone.num_channels, config.d_model, kernel_size=1)
+        self.vision_position_embedding = EpmVGSinePositionEmbedding(
+            config.d_model, config.position_embedding_temperature
+        )
+        self.vision_encoder = EpmVGEncoder(
+            config, config.vision_encoder_layers, config.vision_encoder_attention_heads, config.vision_encoder_ffn_dim
+        )
+        self.vision_projection = nn.Linear(config.d_model, config.d_model)
+        # the pooler is never used: TransVG reads every slot of the last layer
+        self.text_backbone = AutoModel.from_config(config.text_config, add_pooling_layer=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.d_model)
+        self.reg_token = nn.Parameter(torch.zeros(1, config.d_model))
+        self.fusion_position_embeddings = nn.Embedding(config.num_fusion_tokens, config.d_model)
+        self.fusion_encoder = EpmVGEncoder(
+            config, config.fusion_layers, config.fusion_attention_heads, config.fusion_ffn_dim
+        )
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    def freeze_backbone(self) -> None:
+        """Freezes the whole CNN backbone."""
+        self.backbone.requires_grad_(False)
+
+    def unfreeze_backbone(self) -> None:
+        """Unfreezes the backbone except the stages the config keeps frozen."""
+        self.backbone.requires_grad_(True)
+        self.backbone.freeze_stages(self.config.freeze_backbone_stages)
+
+    def freeze_text_encoder(self) -> None:
+        """Freezes the BERT text encoder."""
+        self.text_backbone.requires_grad_(False)
+
+    def unfreeze_text_encoder(self) -> None:
+        """Unfreezes the BERT text encoder."""
+        self.text_backbone.requires_grad_(True)
+
+    def _check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> None:
+        size = self.config.image_size
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != 3 or tuple(pixel_values.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"`pixel_values` must have shape (batch_size, 3, {size}, {size}) for this model (image_size={size}), "
+                f"got {tuple(pixel_values.shape)}: prepare images with EpmVGProcessor / EpmVGImageProcessor "
+                f"using size={size}."
+            )
+        if input_ids is None or input_ids.dim() != 2:
+            raise ValueError("`input_ids` of shape (batch_size, sequence_length) are required: tokenize the text.")
+        if input_ids.shape[1] > self.config.max_text_len:
+            raise ValueError(
+                f"`input_ids` has {input_ids.shape[1]} tokens but the model has {self.config.max_text_len} text "
+                f"slots: tokenize with max_length={self.config.max_text_len}, truncation=True (EpmVGProcessor does)."
+            )
+        if input_ids.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"Got {pixel_values.shape[0]} images but {input_ids.shape[0]} texts: pass one expression per image."
+            )
+
+    def encode_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visual branch: (batch, num_visual_tokens, d_model) tokens and their (batch, num_visual_tokens) mask."""
+        feature_map, mask = self.backbone(pixel_values, pixel_mask)
+        tokens = self.input_projection(feature_map).flatten(2).transpose(1, 2)
+        positions = self.vision_position_embedding(mask)
+        mask = mask.flatten(1)
+        tokens, _, _ = self.vision_encoder(tokens, positions, mask)
+        return self.vision_projection(tokens), mask
+
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Linguistic branch: (batch, max_text_len, d_model) tokens and their mask, padded to every text slot."""
+        missing = self.config.max_text_len - input_ids.shape[1]
+        states = self.text_backbone(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        # shorter (dynamically padded) text fills the remaining slots as padding, so every slot keeps its position
+        states = F.pad(states, (0, 0, 0, missing))
+        mask = F.pad(attention_mask.bool(), (0, missing), value=False)
+        return self.text_projection(states), mask
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor,
+        pixel_mask: torch.LongTensor | None = None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> tuple | EpmVGModelOutput:
+        r"""
+        pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            1 on real pixels, 0 on canvas padding. Defaults to all ones.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 on real tokens, 0 on padding. Defaults to all ones.
+        """
+        self._check_inputs(pixel_values, input_ids)
+        if pixel_mask is None:
+            pixel_mask = torch.ones_like(pixel_values[:, 0], dtype=torch.long)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        visual_tokens, visual_mask = self.encode_image(pixel_values, pixel_mask)
+        text_tokens, text_mask = self.encode_text(input_ids, attention_mask, token_type_ids)
+
+        batch_size = pixel_values.shape[0]
+        reg_token = self.reg_token.expand(batch_size, -1, -1)
+        sequence = torch.cat([reg_token, text_tokens, visual_tokens], dim=1)
+        mask = torch.cat([visual_mask.new_ones(batch_size, 1), text_mask, visual_mask], dim=1)
+        positions = self.fusion_position_embeddings.weight[None]
+        hidden_states, all_hidden_states, all_attentions = self.fusion_encoder(
+            sequence, positions, mask, bool(output_attentions), bool(output_hidden_states)
+        )
+        first_visual_slot = 1 + self.config.max_text_len
+        return EpmVGModelOutput(
+            last_hidden_state=hidden_states,
+            reg_embeds=hidden_states[:, 0],
+            image_embeds=hidden_states[:, first_visual_slot],
+            text_embeds=hidden_states[:, 1],
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+
+
+class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
+    r"""
+    EpmVG for visual grounding: [`EpmVGModel`] plus a 3-layer MLP on the [REG] output predicting one box per
+    (image, expression) pair.
+    """
+
+    def __init__(self, config: EpmVGConfig):
+        super().__init__(config)
+        self.model = EpmVGModel(config)
+        self.bbox_predictor = EpmVGMLPPredictionHead(config.d_model, config.d_model, 4, num_layers=3)
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    def freeze_backbone(self) -> None:
+        """Freezes the whole CNN backbone."""
+        self.model.freeze_backbone()
+
+    def freeze_text_encoder(self) -> None:
+        """Freezes the BERT text encoder."""
+        self.model.freeze_text_encoder()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor,
+        pixel_mask: torch.LongTensor | None = None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        labels: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> tuple | EpmVGVisualGroundingOutput:
+        r"""
+        pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            1 on real pixels, 0 on canvas padding. Defaults to all ones.
+        labels (`torch.FloatTensor` of shape `(batch_size, 4)`, *optional*):
+            Ground-truth boxes, normalized (center_x, center_y, width, height) in the padded canvas, as produced by
+            [`EpmVGProcessor`] when given `boxes=`.
+
+        Examples:
+
+        ```python
+        >>> import torch
+        >>> from PIL import Image
+        >>> from transformers import BertTokenizer, BertConfig, ResNetConfig
+        >>> from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+        >>> from processing import EpmVGImageProcessor, EpmVGProcessor
+
+        >>> config = EpmVGConfig(
+        ...     backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 8, 16], depths=[1, 1, 1, 1],
+        ...                                  layer_type="basic", out_features=["stage4"]),
+        ...     text_config=BertConfig(vocab_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                            intermediate_size=32),
+        ...     d_model=16, vision_encoder_layers=1, vision_encoder_attention_heads=2, vision_encoder_ffn_dim=32,
+        ...     fusion_layers=1, fusion_attention_heads=2, fusion_ffn_dim=32, image_size=64, max_text_len=8)
+        >>> model = EpmVGForVisualGrounding(config).eval()
+        >>> vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "red", "box"])}
+        >>> processor = EpmVGProcessor(EpmVGImageProcessor(size=64), BertTokenizer(vocab=vocab))
+        >>> image = Image.new("RGB", (120, 80), "white")
+        >>> inputs = processor(images=image, text="the red box", max_length=8, return_tensors="pt")
+        >>> with torch.inference_mode():
+        ...     outputs = model(**inputs)
+        >>> result = processor.post_process_visual_grounding(outputs, target_sizes=[(80, 120)])[0]
+        >>> result["boxes"].shape
+        torch.Size([1, 4])
+        ```
+        """
+        outputs = self.model(
+            pixel_values,
+            pixel_mask=pixel_mask,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        pred_boxes = self.bbox_predictor(outputs.reg_embeds).sigmoid()
+        loss, loss_dict = None, None
+        if labels is not None:
+            loss, loss_dict = grounding_loss(pred_boxes, _check_labels(labels, pred_boxes), self.config)
+        return EpmVGVisualGroundingOutput(
+            loss=loss,
+            loss_dict=loss_dict,
+            pred_boxes=pred_boxes,
+            image_embeds=outputs.image_embeds,
+            text_embeds=outputs.text_embeds,
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+def _check_labels(labels: torch.Tensor, pred_boxes: torch.Tensor) -> torch.Tensor:
+    if tuple(labels.shape) != tuple(pred_boxes.shape):
+        raise ValueError(
+            f"`labels` must have shape {tuple(pred_boxes.shape)} (one normalized cxcywh box per example), got "
+            f"{tuple(labels.shape)}: pass `boxes=` to EpmVGProcessor to build them."
+        )
+    return labels
+
+
+__all__ = ["EpmVGForVisualGrounding", "EpmVGModel", "EpmVGPreTrainedModel"]

@@ -1,0 +1,83 @@
+"""Shared test helpers: tiny random configs and an in-memory tokenizer (everything offline, CPU, fast)."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertTokenizer, ResNetConfig
+
+from modeling_epmvg import EpmVGConfig
+
+
+TINY_VOCAB = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+    "the", "a", "red", "green", "blue", "small", "big", "circle", "square", "triangle", "star",
+    "left", "right", "of", "on", "top", "bottom", "man", "woman", "dog", "bright", "second", "from",
+]  # fmt: skip
+
+
+def tiny_tokenizer() -> BertTokenizer:
+    """A BERT WordPiece tokenizer over a few dozen words, built in memory."""
+    return BertTokenizer(vocab={token: index for index, token in enumerate(TINY_VOCAB)})
+
+
+def tiny_config(**overrides) -> EpmVGConfig:
+    """A ~0.2M-parameter EpmVG config: 2-stage ResNet-like backbone, 1-layer encoders, 64x64 canvas, 8 text slots."""
+    kwargs = dict(
+        backbone_config=ResNetConfig(
+            embedding_size=8,
+            hidden_sizes=[8, 16, 16, 32],
+            depths=[1, 1, 1, 1],
+            layer_type="basic",
+            out_features=["stage4"],
+        ),
+        text_config=BertConfig(
+            vocab_size=len(TINY_VOCAB),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        ),
+        d_model=16,
+        vision_encoder_layers=1,
+        vision_encoder_attention_heads=2,
+        vision_encoder_ffn_dim=32,
+        fusion_layers=2,
+        fusion_attention_heads=2,
+        fusion_ffn_dim=32,
+        image_size=64,
+        max_text_len=8,
+    )
+    kwargs.update(overrides)
+    return EpmVGConfig(**kwargs)
+
+
+def random_inputs(config: EpmVGConfig, batch_size: int = 2, seed: int = 0) -> dict:
+    """Random model inputs with some canvas padding and some text padding, plus labels."""
+    generator = torch.Generator().manual_seed(seed)
+    size, length = config.image_size, config.max_text_len
+    pixel_mask = torch.ones(batch_size, size, size, dtype=torch.long)
+    pixel_mask[:, : size // 4] = 0
+    input_ids = torch.randint(5, config.text_config.vocab_size, (batch_size, length), generator=generator)
+    input_ids[:, 0] = 2
+    attention_mask = torch.ones(batch_size, length, dtype=torch.long)
+    attention_mask[:, length // 2 :] = 0
+    input_ids[:, length // 2 :] = 0
+    centers = 0.3 + 0.4 * torch.rand(batch_size, 2, generator=generator)
+    sizes = 0.1 + 0.3 * torch.rand(batch_size, 2, generator=generator)
+    return {
+        "pixel_values": torch.randn(batch_size, 3, size, size, generator=generator) * pixel_mask[:, None],
+        "pixel_mask": pixel_mask,
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": torch.cat([centers, sizes], dim=-1),
+    }
+
+
+@pytest.fixture
+def config() -> EpmVGConfig:
+    return tiny_config()
+
+
+@pytest.fixture
+def tokenizer() -> BertTokenizer:
+    return tiny_tokenizer()
