@@ -132,6 +132,19 @@ class EpmVGConfig(PreTrainedConfig):
         """Length of the fusion sequence: [REG] + text slots + visual tokens."""
         return 1 + self.max_text_len + self.num_visual_tokens
 
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
+        """Reads a saved config and refuses checkpoints of another model type instead of building a random model."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint, not an EpmVG one: load it with "
+                "its own class, or build EpmVG from pretrained parts with "
+                "EpmVGForVisualGrounding.from_backbone_text_pretrained(...)."
+            )
+        return config_dict, kwargs
+
     def validate_architecture(self):
         """Checks the architecture fields; every message names the field and a valid value."""
         for width_name, heads_name in (

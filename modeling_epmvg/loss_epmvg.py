@@ -13,6 +13,11 @@ def center_to_corners(boxes: torch.Tensor) -> torch.Tensor:
     )
 
 
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Area of (x1, y1, x2, y2) boxes of shape `(..., 4)`."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
 def generalized_box_iou_loss(pred_boxes: torch.Tensor, target_boxes: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     r"""
     Mean of `1 - GIoU` over paired boxes (https://giou.stanford.edu/), finite for zero-area or inverted boxes.
@@ -27,14 +32,14 @@ def generalized_box_iou_loss(pred_boxes: torch.Tensor, target_boxes: torch.Tenso
     """
     # inverted predictions count as empty instead of producing negative areas
     pred_boxes = torch.cat([pred_boxes[:, :2], torch.maximum(pred_boxes[:, 2:], pred_boxes[:, :2])], dim=-1)
-    area_pred = (pred_boxes[:, 2] - pred_boxes[:, 0]) * (pred_boxes[:, 3] - pred_boxes[:, 1])
-    area_target = (target_boxes[:, 2] - target_boxes[:, 0]) * (target_boxes[:, 3] - target_boxes[:, 1])
-    inter_size = (torch.minimum(pred_boxes[:, 2:], target_boxes[:, 2:]) - torch.maximum(pred_boxes[:, :2], target_boxes[:, :2])).clamp(min=0)
-    intersection = inter_size[:, 0] * inter_size[:, 1]
-    union = area_pred + area_target - intersection
+    top_left_inner = torch.maximum(pred_boxes[:, :2], target_boxes[:, :2])
+    bottom_right_inner = torch.minimum(pred_boxes[:, 2:], target_boxes[:, 2:])
+    intersection = (bottom_right_inner - top_left_inner).clamp(min=0).prod(-1)
+    union = box_area(pred_boxes) + box_area(target_boxes) - intersection
     iou = intersection / (union + eps)
-    hull_size = torch.maximum(pred_boxes[:, 2:], target_boxes[:, 2:]) - torch.minimum(pred_boxes[:, :2], target_boxes[:, :2])
-    hull = hull_size[:, 0] * hull_size[:, 1]
+    top_left_hull = torch.minimum(pred_boxes[:, :2], target_boxes[:, :2])
+    bottom_right_hull = torch.maximum(pred_boxes[:, 2:], target_boxes[:, 2:])
+    hull = (bottom_right_hull - top_left_hull).prod(-1)
     giou = iou - (hull - union) / (hull + eps)
     return (1 - giou).mean()
 
@@ -78,11 +83,15 @@ def grounding_loss(pred_boxes: torch.Tensor, labels: torch.Tensor, config) -> tu
         "loss_bbox": box_regression_loss(pred_boxes, labels, config.bbox_loss, config.smooth_l1_beta),
         "loss_giou": generalized_box_iou_loss(center_to_corners(pred_boxes), center_to_corners(labels)),
     }
-    loss = config.bbox_loss_coefficient * loss_dict["loss_bbox"] + config.giou_loss_coefficient * loss_dict["loss_giou"]
+    loss = (
+        config.bbox_loss_coefficient * loss_dict["loss_bbox"] + config.giou_loss_coefficient * loss_dict["loss_giou"]
+    )
     return loss, loss_dict
 
 
-def distillation_loss(student_embeds: torch.Tensor, teacher_embeds: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+def distillation_loss(
+    student_embeds: torch.Tensor, teacher_embeds: torch.Tensor, kind: str = "cosine"
+) -> torch.Tensor:
     r"""
     Distance between student features and frozen-teacher embeddings, after adaptive average pooling of the teacher
     embedding over its feature dimension down to the student width (e.g. 512 -> 256), as in the EpmVG paper.
@@ -110,6 +119,7 @@ def distillation_loss(student_embeds: torch.Tensor, teacher_embeds: torch.Tensor
 
 
 __all__ = [
+    "box_area",
     "box_regression_loss",
     "center_to_corners",
     "distillation_loss",

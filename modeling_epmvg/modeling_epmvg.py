@@ -1,5 +1,5 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""PyTorch EpmVG model: TransVG-style visual grounding (ResNet + DETR encoder, BERT, fusion encoder, [REG] box head)."""
+"""PyTorch EpmVG: TransVG-style visual grounding (ResNet + DETR encoder, BERT, fusion encoder, [REG] box head)."""
 
 import math
 from dataclasses import dataclass
@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import load_backbone
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
 from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
@@ -187,7 +188,7 @@ class EpmVGAttention(nn.Module):
         self.q_proj = nn.Linear(embed_dim, embed_dim)
         self.k_proj = nn.Linear(embed_dim, embed_dim)
         self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self.o_proj = nn.Linear(embed_dim, embed_dim)
 
     def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
         return states.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
@@ -213,20 +214,35 @@ class EpmVGAttention(nn.Module):
         else:
             weights = None
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
-        return self.out_proj(context.transpose(1, 2).flatten(2)), weights
+        return self.o_proj(context.transpose(1, 2).flatten(2)), weights
+
+
+class EpmVGMLP(nn.Module):
+    """The feed-forward block of an encoder layer: Linear, activation, dropout, Linear."""
+
+    def __init__(self, config: EpmVGConfig, ffn_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, config.d_model)
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(self.activation_fn(self.fc1(hidden_states))))
 
 
 class EpmVGEncoderLayer(GradientCheckpointingLayer):
-    """A post-norm transformer encoder layer (DETR / TransVG): attention, add & norm, FFN, add & norm."""
+    """
+    A post-norm transformer encoder layer (DETR / TransVG): attention, add & norm, FFN, add & norm. Parameter names
+    match transformers' `DetrEncoderLayer`, so DETR encoders load as they are.
+    """
 
     def __init__(self, config: EpmVGConfig, num_heads: int, ffn_dim: int):
         super().__init__()
         self.self_attn = EpmVGAttention(config.d_model, num_heads, config.dropout)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.fc1 = nn.Linear(config.d_model, ffn_dim)
-        self.fc2 = nn.Linear(ffn_dim, config.d_model)
+        self.mlp = EpmVGMLP(config, ffn_dim)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.activation_fn = ACT2FN[config.activation_function]
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -238,8 +254,7 @@ class EpmVGEncoderLayer(GradientCheckpointingLayer):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, weights = self.self_attn(hidden_states, position_embeddings, attention_mask, output_attentions)
         hidden_states = self.self_attn_layer_norm(hidden_states + self.dropout(attended))
-        feed_forward = self.fc2(self.dropout(self.activation_fn(self.fc1(hidden_states))))
-        hidden_states = self.final_layer_norm(hidden_states + self.dropout(feed_forward))
+        hidden_states = self.final_layer_norm(hidden_states + self.dropout(self.mlp(hidden_states)))
         return hidden_states, weights
 
 
@@ -472,6 +487,64 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         # Initialize weights and apply final processing
         self.post_init()
 
+    @classmethod
+    def from_backbone_text_pretrained(
+        cls,
+        backbone_model_name_or_path: str,
+        text_model_name_or_path: str,
+        pretrained_kwargs: dict | None = None,
+        **config_kwargs,
+    ) -> "EpmVGForVisualGrounding":
+        r"""
+        Builds a model whose visual and linguistic branches start from pretrained checkpoints (TransVG's recipe);
+        the fusion encoder, projections, [REG] token and box head start from TransVG's random init.
+
+        Args:
+            backbone_model_name_or_path (`str`):
+                Hub id or local folder of either an `AutoBackbone`-loadable vision model (e.g. a ResNet; its last
+                stage is used) or a DETR checkpoint with a transformers backbone, whose backbone, encoder and input
+                projection then initialize the whole visual branch (TransVG's initialization).
+            text_model_name_or_path (`str`):
+                Hub id or local folder of a BERT-family encoder (e.g. `bert-base-uncased`).
+            pretrained_kwargs (`dict`, *optional*):
+                Passed to every `from_pretrained` call (`revision`, `cache_dir`, `local_files_only`, ...).
+            config_kwargs:
+                Other [`EpmVGConfig`] fields (`image_size`, `max_text_len`, `fusion_layers`, ...).
+
+        Examples:
+
+        ```python
+        >>> model = EpmVGForVisualGrounding.from_backbone_text_pretrained(
+        ...     "facebook/detr-resnet-50", "google-bert/bert-base-uncased", max_text_len=20
+        ... )  # doctest: +SKIP
+        ```
+        """
+        pretrained_kwargs = pretrained_kwargs or {}
+        text_model = AutoModel.from_pretrained(text_model_name_or_path, add_pooling_layer=False, **pretrained_kwargs)
+        vision_config = AutoConfig.from_pretrained(backbone_model_name_or_path, **pretrained_kwargs)
+        if vision_config.model_type == "detr":
+            vision_weights, vision_config_kwargs = _detr_visual_branch(backbone_model_name_or_path, pretrained_kwargs)
+        else:
+            backbone = _backbone_class(vision_config).from_pretrained(
+                backbone_model_name_or_path, out_features=[vision_config.stage_names[-1]], **pretrained_kwargs
+            )
+            vision_weights = {f"backbone.model.{k}": v for k, v in backbone.state_dict().items()}
+            vision_config_kwargs = {"backbone_config": backbone.config}
+        config = EpmVGConfig(text_config=text_model.config, **(vision_config_kwargs | config_kwargs))
+        model = cls(config)
+        weights = {f"text_backbone.{k}": v for k, v in text_model.state_dict().items()} | vision_weights
+        missing, unexpected = model.model.load_state_dict(weights, strict=False)
+        if unexpected:
+            raise ValueError(f"Pretrained weights that fit nowhere in EpmVG: {unexpected[:10]}")
+        newly_initialized = sorted({name.split(".")[0] for name in missing})
+        logger.warning(
+            "EpmVG built from %s and %s; newly initialized (train them): %s",
+            backbone_model_name_or_path,
+            text_model_name_or_path,
+            ", ".join(newly_initialized),
+        )
+        return model
+
     def freeze_backbone(self) -> None:
         """Freezes the whole CNN backbone."""
         self.model.freeze_backbone()
@@ -550,6 +623,41 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+
+def _backbone_class(vision_config) -> type[PreTrainedModel]:
+    """The backbone class of a vision config (AutoBackbone.from_pretrained asks the Hub even for local folders)."""
+    if type(vision_config) not in MODEL_FOR_BACKBONE_MAPPING:
+        raise ValueError(
+            f"A {vision_config.model_type!r} checkpoint has no transformers backbone class: pass a backbone "
+            "checkpoint (e.g. a ResNet such as microsoft/resnet-50) or a DETR checkpoint."
+        )
+    return MODEL_FOR_BACKBONE_MAPPING[type(vision_config)]
+
+
+def _detr_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dict, dict]:
+    """Weights and config fields of EpmVG's visual branch taken from a transformers DETR checkpoint."""
+    from transformers import DetrModel
+
+    detr = DetrModel.from_pretrained(name_or_path, **pretrained_kwargs)
+    if not hasattr(detr.backbone.model, "stage_names"):
+        raise ValueError(
+            f"{name_or_path} uses a timm backbone, which EpmVG cannot load: convert the original DETR checkpoint with "
+            "scripts/convert_transvg_to_hf.py --detr, or use a DETR checkpoint with a transformers ResNet backbone."
+        )
+    backbone_config = detr.config.backbone_config
+    backbone_config.out_features = [backbone_config.stage_names[-1]]
+    weights = {f"backbone.model.{k}": v for k, v in detr.backbone.model.state_dict().items()}
+    weights |= {f"vision_encoder.{k}": v for k, v in detr.encoder.state_dict().items()}
+    weights |= {f"input_projection.{k}": v for k, v in detr.input_projection.state_dict().items()}
+    config_kwargs = {
+        "backbone_config": backbone_config,
+        "d_model": detr.config.d_model,
+        "vision_encoder_layers": detr.config.encoder_layers,
+        "vision_encoder_attention_heads": detr.config.encoder_attention_heads,
+        "vision_encoder_ffn_dim": detr.config.encoder_ffn_dim,
+    }
+    return weights, config_kwargs
 
 
 def _check_labels(labels: torch.Tensor, pred_boxes: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,208 @@
+"""Specification of EpmVGConfig / EpmVGForVisualGrounding: architecture, training behaviour, save/load, errors."""
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, BertConfig, BertModel
+
+from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+
+from .conftest import random_inputs, tiny_config
+
+
+TRANSVG_R50_PARAMETERS = 149_745_860
+BERT_POOLER_PARAMETERS = 590_592
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+def test_default_config_is_transvg_r50_at_640_with_20_text_slots():
+    model = EpmVGForVisualGrounding(EpmVGConfig())
+    inner = model.model
+    breakdown = {
+        "ResNet-50 body": count(inner.backbone),
+        "visual encoder x6": count(inner.vision_encoder),
+        "input projection": count(inner.input_projection),
+        "BERT-base without pooler": count(inner.text_backbone),
+        "fusion encoder x6": count(inner.fusion_encoder),
+        "fusion position table": count(inner.fusion_position_embeddings),
+        "[REG] / visual proj / text proj / box MLP": (
+            inner.reg_token.numel(),
+            count(inner.vision_projection),
+            count(inner.text_projection),
+            count(model.bbox_predictor),
+        ),
+    }
+    for part, parameters in breakdown.items():
+        print(f"{part:45s} {parameters}")
+    assert breakdown["ResNet-50 body"] == 23_454_912
+    assert breakdown["visual encoder x6"] == breakdown["fusion encoder x6"] == 7_890_432
+    assert breakdown["fusion position table"] == 421 * 256
+    expected = TRANSVG_R50_PARAMETERS - BERT_POOLER_PARAMETERS
+    assert abs(count(model) - expected) / expected < 0.005
+    frozen = sum(p.numel() for p in inner.backbone.parameters() if not p.requires_grad)
+    assert frozen == 222_400  # conv1 + layer1, as TransVG
+
+
+def test_tiny_forward_backward_reaches_every_trainable_parameter_and_spares_frozen_ones(config):
+    model = EpmVGForVisualGrounding(config).train()
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    # frozen: the stem, the first stage and every BatchNorm statistic / affine buffer
+    frozen_before = {name: t.clone() for name, t in model.state_dict().items() if name not in trainable}
+    assert any(".embedder." in name for name in frozen_before) and any("stages.0." in name for name in frozen_before)
+
+    outputs = model(**random_inputs(config))
+    outputs.loss.backward()
+    for name, parameter in model.named_parameters():
+        if name in trainable:
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+        else:
+            assert parameter.grad is None, name
+    torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4).step()
+
+    after = model.state_dict()
+    for name, before in frozen_before.items():
+        assert torch.equal(before, after[name]), f"{name} is frozen but changed"
+
+
+def test_output_shapes_and_distillation_slots(config):
+    model = EpmVGForVisualGrounding(config).eval()
+    outputs = model(**random_inputs(config, batch_size=3), output_hidden_states=True, output_attentions=True)
+    sequence = 1 + config.max_text_len + config.num_visual_tokens
+    assert outputs.pred_boxes.shape == (3, 4)
+    assert ((outputs.pred_boxes > 0) & (outputs.pred_boxes < 1)).all()
+    assert outputs.last_hidden_state.shape == (3, sequence, config.d_model)
+    torch.testing.assert_close(outputs.text_embeds, outputs.last_hidden_state[:, 1])
+    torch.testing.assert_close(outputs.image_embeds, outputs.last_hidden_state[:, 1 + config.max_text_len])
+    assert len(outputs.hidden_states) == config.fusion_layers + 1
+    assert outputs.attentions[0].shape == (3, config.fusion_attention_heads, sequence, sequence)
+
+
+def test_explicit_attention_weights_path_equals_sdpa_path(config):
+    model = EpmVGForVisualGrounding(config).eval()
+    inputs = random_inputs(config)
+    with torch.no_grad():
+        fast = model(**inputs).pred_boxes
+        explicit = model(**inputs, output_attentions=True).pred_boxes
+    torch.testing.assert_close(fast, explicit, atol=1e-5, rtol=1e-5)
+
+
+def test_prediction_does_not_depend_on_the_rest_of_the_batch_or_on_text_padding(config):
+    model = EpmVGForVisualGrounding(config).eval()
+    batch = random_inputs(config, batch_size=3, seed=1)
+    batch["pixel_mask"][1:, :, : config.image_size // 2] = 0  # other images have other sizes
+    batch["attention_mask"][1:] = 1  # other texts are longer
+    alone = {key: value[:1] for key, value in batch.items() if key != "labels"}
+    # the same text dynamically padded to its own length instead of max_length
+    length = int(alone["attention_mask"].sum())
+    short = dict(alone, input_ids=alone["input_ids"][:, :length], attention_mask=alone["attention_mask"][:, :length])
+    with torch.no_grad():
+        in_batch = model(**{k: v for k, v in batch.items() if k != "labels"}).pred_boxes[:1]
+        single = model(**alone).pred_boxes
+        dynamic = model(**short).pred_boxes
+    torch.testing.assert_close(in_batch, single, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dynamic, single, atol=1e-5, rtol=0)
+
+
+def test_return_dict_false_gives_the_same_values_as_the_dataclass(config):
+    model = EpmVGForVisualGrounding(config).eval()
+    inputs = random_inputs(config)
+    with torch.no_grad():
+        as_dataclass = model(**inputs)
+        as_tuple = model(**inputs, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    assert len(as_tuple) == len(as_dataclass.to_tuple())
+    for left, right in zip(as_tuple, as_dataclass.to_tuple()):
+        if isinstance(left, torch.Tensor):
+            torch.testing.assert_close(left, right)
+        else:
+            assert left.keys() == right.keys()
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(config):
+    torch.manual_seed(0)
+    plain = EpmVGForVisualGrounding(tiny_config(dropout=0.0)).train()
+    checkpointed = EpmVGForVisualGrounding(tiny_config(dropout=0.0)).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.gradient_checkpointing_enable()
+    inputs = random_inputs(config)
+    torch.manual_seed(1)  # BERT keeps its own dropout: same random stream for both runs
+    plain_loss = plain(**inputs).loss
+    torch.manual_seed(1)
+    checkpointed_loss = checkpointed(**inputs).loss
+    plain_loss.backward()
+    checkpointed_loss.backward()
+    torch.testing.assert_close(plain_loss, checkpointed_loss)
+    for (name, left), (_, right) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        if left.grad is not None:
+            torch.testing.assert_close(left.grad, right.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_freeze_helpers(config):
+    model = EpmVGForVisualGrounding(config)
+    model.freeze_backbone()
+    model.freeze_text_encoder()
+    assert not any(p.requires_grad for p in model.model.backbone.parameters())
+    assert not any(p.requires_grad for p in model.model.text_backbone.parameters())
+    model.model.unfreeze_backbone()
+    assert any(p.requires_grad for p in model.model.backbone.parameters())
+    assert not model.model.backbone.model.embedder.embedder.convolution.weight.requires_grad
+
+
+def test_save_pretrained_writes_safetensors_only_and_reloads_identically(config, tmp_path):
+    model = EpmVGForVisualGrounding(config).eval()
+    model.save_pretrained(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert "model.safetensors" in files
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
+    assert {"configuration_epmvg.py", "modeling_epmvg.py", "loss_epmvg.py"} <= files
+    assert "model.backbone.model.embedder.embedder.normalization.running_mean" in load_file(
+        tmp_path / "model.safetensors"
+    )
+
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()  # no trust_remote_code: the installed package is used
+    assert type(reloaded) is EpmVGForVisualGrounding
+    inputs = random_inputs(config)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).pred_boxes, reloaded(**inputs).pred_boxes, atol=0, rtol=0)
+
+
+def test_loading_a_checkpoint_of_another_model_type_is_refused(tmp_path):
+    bert = BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    bert.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="holds a 'bert' checkpoint, not an EpmVG one"):
+        EpmVGForVisualGrounding.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"d_model": 18, "fusion_attention_heads": 4, "vision_encoder_attention_heads": 2},
+            "divisible by `fusion_attention_heads`",
+        ),
+        ({"image_size": 100}, "multiple of the backbone stride"),
+        ({"bbox_loss": "mse"}, "`bbox_loss` must be one of"),
+        ({"distillation_loss": "kl"}, "`distillation_loss` must be one of"),
+    ],
+)
+def test_invalid_configs_are_rejected_with_a_message_naming_the_field(overrides, message):
+    with pytest.raises(Exception, match=message):
+        tiny_config(**overrides)
+
+
+def test_inputs_of_the_wrong_shape_get_clear_errors(config):
+    model = EpmVGForVisualGrounding(config)
+    inputs = random_inputs(config)
+    with pytest.raises(ValueError, match="must have shape \\(batch_size, 3, 64, 64\\)"):
+        model(**dict(inputs, pixel_values=torch.zeros(2, 3, 32, 32), pixel_mask=None))
+    with pytest.raises(ValueError, match="tokenize with max_length=8"):
+        model(**dict(inputs, input_ids=torch.ones(2, 12, dtype=torch.long), attention_mask=None))
+    with pytest.raises(ValueError, match="one expression per image"):
+        model(**dict(inputs, input_ids=inputs["input_ids"][:1], attention_mask=None))
+    with pytest.raises(ValueError, match="`labels` must have shape \\(2, 4\\)"):
+        model(**dict(inputs, labels=torch.zeros(2, 2)))
