@@ -1,0 +1,17 @@
+"""Adapters from the public visual-grounding formats into the unified schema (`processing.schema`)."""
+
+from .common import refer_expressions, resolve_image, unified_row, xywh_to_xyxy
+from .loader import load_grounding_dataset
+from .validation import GroundingDataError, GroundingRowChecker, box_problem
+
+
+__all__ = [
+    "GroundingDataError",
+    "GroundingRowChecker",
+    "box_problem",
+    "load_grounding_dataset",
+    "refer_expressions",
+    "resolve_image",
+    "unified_row",
+    "xywh_to_xyxy",
+]

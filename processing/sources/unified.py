@@ -1,0 +1,16 @@
+"""Datasets already in the unified schema (e.g. saved by `save_to_disk` / `to_parquet`): validated, kept as is."""
+
+from ..schema import GROUNDING_FEATURES
+
+
+def matches(column_names) -> bool:
+    """Whether a split already has every unified column."""
+    return set(GROUNDING_FEATURES) <= set(column_names)
+
+
+def convert_batch(batch: dict, **_) -> dict:
+    """Identity on the unified columns (extra columns are dropped)."""
+    return {name: batch[name] for name in GROUNDING_FEATURES}
+
+
+__all__ = ["convert_batch", "matches"]
