@@ -1,0 +1,22 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""Everything between raw data and the EpmVG model.
+
+Importing this package registers `EpmVGImageProcessor` with `AutoImageProcessor` and `EpmVGProcessor` with
+`AutoProcessor` for `EpmVGConfig`, so saved processors load without `trust_remote_code` when the package is installed.
+"""
+
+from transformers import AutoImageProcessor, AutoProcessor
+
+from modeling_epmvg import EpmVGConfig
+
+from .image_processing_epmvg import EpmVGImageProcessor, get_letterbox_geometry
+from .processing_epmvg import EpmVGProcessor
+
+
+AutoImageProcessor.register(EpmVGConfig, image_processor_classes={"pil": EpmVGImageProcessor}, exist_ok=True)
+AutoProcessor.register(EpmVGConfig, EpmVGProcessor, exist_ok=True)
+# save_pretrained writes auto_map and copies the code, so the Hub folder loads with trust_remote_code=True
+EpmVGImageProcessor.register_for_auto_class()
+EpmVGProcessor.register_for_auto_class()
+
+__all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry"]

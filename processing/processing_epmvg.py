@@ -1,0 +1,119 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""Processor class for EpmVG: the image processor and a BERT-family tokenizer."""
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import ImageInput
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
+from transformers.tokenization_utils_base import TextInput
+
+
+class EpmVGProcessor(ProcessorMixin):
+    r"""
+    Constructs an EpmVG processor: an [`EpmVGImageProcessor`] (letterbox, normalization, boxes to labels) and a
+    BERT-family tokenizer (referring expressions padded and truncated to `max_text_len` tokens).
+
+    Args:
+        image_processor ([`EpmVGImageProcessor`]):
+            The image processor.
+        tokenizer ([`PreTrainedTokenizerBase`]):
+            Any BERT-family tokenizer (the text encoder's).
+        max_text_len (`int`, *optional*, defaults to 20):
+            Number of text slots of the model (`EpmVGConfig.max_text_len`): every expression is padded or truncated
+            to this many tokens. TransVG uses 40 for RefCOCOg.
+
+    Examples:
+
+    ```python
+    >>> from PIL import Image
+    >>> from transformers import AutoTokenizer
+    >>> from processing import EpmVGImageProcessor, EpmVGProcessor
+
+    >>> processor = EpmVGProcessor(EpmVGImageProcessor(), AutoTokenizer.from_pretrained("bert-base-uncased"))
+    >>> image = Image.new("RGB", (800, 600))
+    >>> inputs = processor(images=image, text="the man on the left", boxes=[[100, 50, 300, 250]], return_tensors="pt")
+    >>> sorted(inputs.keys())
+    ['attention_mask', 'input_ids', 'labels', 'pixel_mask', 'pixel_values', 'token_type_ids']
+    >>> inputs["input_ids"].shape
+    torch.Size([1, 20])
+    ```
+    """
+
+    text_kwargs = {"padding": "max_length", "truncation": True, "max_length": 20}
+
+    def __init__(self, image_processor=None, tokenizer=None, max_text_len: int = 20, **kwargs):
+        super().__init__(image_processor, tokenizer, **kwargs)
+        self.max_text_len = max_text_len
+        self.text_kwargs = {**type(self).text_kwargs, "max_length": max_text_len}
+
+    def __call__(
+        self,
+        images: ImageInput | None = None,
+        text: TextInput | list[TextInput] | None = None,
+        boxes: list | np.ndarray | torch.Tensor | None = None,
+        offsets: list | np.ndarray | torch.Tensor | None = None,
+        **kwargs: Unpack[ProcessingKwargs],
+    ) -> BatchFeature:
+        r"""
+        Prepare model inputs from images, referring expressions and (for training or evaluation) boxes.
+
+        Args:
+            images (`ImageInput`, *optional*):
+                One image or a list of images (see [`EpmVGImageProcessor`]).
+            text (`str` or `list[str]`, *optional*):
+                One referring expression per image.
+            boxes (`list`, `np.ndarray` or `torch.Tensor` of shape `(num_images, 4)`, *optional*):
+                One `(x1, y1, x2, y2)` pixel box per image, converted to `labels`.
+            offsets (`list`, `np.ndarray` or `torch.Tensor` of shape `(num_images, 2)`, *optional*):
+                `(top, left)` canvas position of each image (training augmentation). Defaults to centred.
+            kwargs:
+                Tokenizer and image processor options (e.g. `return_tensors="pt"`, `max_length`, `do_resize`).
+
+        Returns:
+            [`BatchFeature`]: `input_ids`, `attention_mask` (and `token_type_ids` if the tokenizer returns them)
+            when `text` is given; `pixel_values`, `pixel_mask` when `images` are given; `labels` when `boxes` are.
+        """
+        if images is None and text is None:
+            raise ValueError("Nothing to process: pass `images`, `text` or both.")
+        if boxes is not None and images is None:
+            raise ValueError("`boxes` are in pixels of their images: pass the `images` together with the `boxes`.")
+        output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+
+        data = {}
+        if images is not None:
+            data.update(self.image_processor(images, boxes, offsets, **output_kwargs["images_kwargs"]))
+        if text is not None:
+            texts = self._check_text(text, num_images=len(data["pixel_values"]) if images is not None else None)
+            data.update(self.tokenizer(texts, **output_kwargs["text_kwargs"]))
+        return BatchFeature(data=data, tensor_type=output_kwargs["text_kwargs"].get("return_tensors"))
+
+    @staticmethod
+    def _check_text(text: TextInput | list[TextInput], num_images: int | None) -> list[str]:
+        """`text` as a list of non-empty expressions, one per image."""
+        texts = [text] if isinstance(text, str) else text
+        if not (isinstance(texts, (list, tuple)) and len(texts) > 0 and all(isinstance(t, str) for t in texts)):
+            raise ValueError(f"`text` must be a string or a non-empty list of strings; got {type(text).__name__}.")
+        for index, expression in enumerate(texts):
+            if not expression.strip():
+                raise ValueError(
+                    f"Text {index} is empty ({expression!r}): every image needs a non-empty referring expression."
+                )
+        if num_images is not None and len(texts) != num_images:
+            raise ValueError(
+                f"Got {len(texts)} texts for {num_images} images: give exactly one referring expression per image "
+                "(repeat an image to ground several expressions in it)."
+            )
+        return list(texts)
+
+    def post_process_visual_grounding(
+        self, outputs, target_sizes: list[tuple[int, int]] | np.ndarray | torch.Tensor
+    ) -> list[dict[str, torch.Tensor]]:
+        """
+        Convert model predictions to boxes in original-image pixels. Forwards all arguments to
+        [`EpmVGImageProcessor.post_process_visual_grounding`]; see its docstring.
+        """
+        return self.image_processor.post_process_visual_grounding(outputs, target_sizes=target_sizes)
+
+
+__all__ = ["EpmVGProcessor"]
