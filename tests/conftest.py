@@ -81,3 +81,44 @@ def config() -> EpmVGConfig:
 @pytest.fixture
 def tokenizer() -> BertTokenizer:
     return tiny_tokenizer()
+
+
+def tiny_clip():
+    """A ~50K-parameter random CLIPModel over the tiny vocabulary (32x32 images, 24-dim projections)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(TINY_VOCAB),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            eos_token_id=TINY_VOCAB.index("[SEP]"),
+            pad_token_id=0,
+            bos_token_id=TINY_VOCAB.index("[CLS]"),
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=24,
+    )
+    return CLIPModel(config)
+
+
+def teacher_inputs(batch_size: int = 2, seed: int = 0) -> dict:
+    """Random inputs for `tiny_clip()` under the collator's `teacher_` names."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, len(TINY_VOCAB), (batch_size, 6), generator=generator)
+    input_ids[:, 0], input_ids[:, -1] = TINY_VOCAB.index("[CLS]"), TINY_VOCAB.index("[SEP]")
+    return {
+        "teacher_pixel_values": torch.randn(batch_size, 3, 32, 32, generator=generator),
+        "teacher_input_ids": input_ids,
+        "teacher_attention_mask": torch.ones_like(input_ids),
+    }

@@ -1,0 +1,295 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""EpmVG's cross-modal distillation trainer: box loss + distillation towards a frozen CLIP teacher.
+
+Not shipped to the Hub (no model file imports it): it needs the training stack (Trainer, accelerate).
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPModel, SchedulerType, Trainer, TrainingArguments
+from transformers.utils import logging
+
+from .loss_epmvg import distillation_loss
+
+
+logger = logging.get_logger(__name__)
+
+TEACHER_INPUT_KEYS = ("teacher_pixel_values", "teacher_input_ids", "teacher_attention_mask")
+TEACHER_EMBED_KEYS = ("teacher_image_embeds", "teacher_text_embeds")
+# name prefixes (inside EpmVGForVisualGrounding) of the pretrained branches, trained at `lr_backbone`
+PRETRAINED_BRANCHES = {
+    "visual_backbone": ("model.backbone.",),
+    "visual_encoder": ("model.vision_encoder.", "model.input_projection."),
+    "text_encoder": ("model.text_backbone.",),
+}
+
+
+@dataclass
+class EpmVGTrainingArguments(TrainingArguments):
+    r"""
+    [`TrainingArguments`] with TransVG / EpmVG's optimization recipe as defaults: AdamW, weight decay 1e-4 on every
+    parameter, `lr_backbone` for the pretrained branches, `learning_rate` for the rest, and a x`lr_drop_factor`
+    step of every learning rate at epoch `lr_drop_epoch`.
+    """
+
+    learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of the newly initialized parts."})
+    lr_backbone: float = field(
+        default=1e-5, metadata={"help": "Learning rate of the visual backbone, visual encoder and text encoder."}
+    )
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay, applied to every parameter."})
+    lr_drop_epoch: int | None = field(
+        default=None, metadata={"help": "Epoch at which every learning rate is multiplied by lr_drop_factor."}
+    )
+    lr_drop_factor: float = field(default=0.1, metadata={"help": "Learning-rate factor applied at lr_drop_epoch."})
+    lr_scheduler_type: SchedulerType | str = field(
+        default="constant", metadata={"help": "Scheduler used when lr_drop_epoch is not set."}
+    )
+    unfreeze_teacher: bool = field(
+        default=False, metadata={"help": "Train the CLIP teacher too (the paper's ablation; single process only)."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the collator needs the raw image and text columns."}
+    )
+
+
+def parameter_groups(model: nn.Module, learning_rate: float, lr_backbone: float, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups by module: the pretrained branches at `lr_backbone`, the rest at `learning_rate`."""
+    groups = {name: [] for name in (*PRETRAINED_BRANCHES, "other")}
+    for parameter_name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        branch = next(
+            (name for name, prefixes in PRETRAINED_BRANCHES.items() if parameter_name.startswith(prefixes)), "other"
+        )
+        groups[branch].append(parameter)
+    return [
+        {
+            "name": name,
+            "params": parameters,
+            "lr": learning_rate if name == "other" else lr_backbone,
+            "weight_decay": weight_decay,
+        }
+        for name, parameters in groups.items()
+        if parameters
+    ]
+
+
+def _pooled(features) -> torch.Tensor:
+    # transformers 5 returns an output object whose pooler_output is the projected embedding; 4.x a tensor
+    return features.pooler_output if hasattr(features, "pooler_output") else features
+
+
+def teacher_embeddings(
+    teacher: CLIPModel,
+    pixel_values: torch.Tensor | None = None,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """
+    The teacher's projected CLIP image and text embeddings, L2-normalized as CLIP compares them. A modality whose
+    inputs are None is skipped (None is returned for it).
+    """
+    image_embeds = text_embeds = None
+    if pixel_values is not None:
+        image_embeds = F.normalize(_pooled(teacher.get_image_features(pixel_values=pixel_values)), dim=-1)
+    if input_ids is not None:
+        text = teacher.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+        text_embeds = F.normalize(_pooled(text), dim=-1)
+    return image_embeds, text_embeds
+
+
+def cache_teacher_embeddings(
+    dataset,
+    teacher: CLIPModel,
+    teacher_processor,
+    batch_size: int = 64,
+    image_column: str = "image",
+    text_column: str = "expression",
+    **map_kwargs,
+):
+    r"""
+    Adds `teacher_image_embeds` / `teacher_text_embeds` columns to a `datasets.Dataset` with one batched
+    `datasets.map` pass, so distillation costs no teacher forward at training time. `map` caches its result next to
+    the dataset's files (or in `cache_file_name`), so an interrupted or repeated call resumes from the cache.
+
+    The image embeddings come from the *unaugmented* image: with random augmentation at training time they are an
+    approximation of what the live teacher would see (the text embedding is exact unless the flip swaps
+    left/right).
+
+    Args:
+        dataset (`datasets.Dataset`): rows in the unified grounding schema.
+        teacher ([`CLIPModel`]): the frozen teacher.
+        teacher_processor: the teacher's processor (e.g. a `CLIPProcessor`).
+        batch_size (`int`): rows per teacher forward.
+        map_kwargs: passed to `Dataset.map` (`cache_file_name`, `num_proc`, `desc`, ...).
+    """
+    teacher = teacher.eval()
+    device = next(teacher.parameters()).device
+
+    def embed(batch: dict) -> dict:
+        images = [image.convert("RGB") for image in batch[image_column]]
+        inputs = teacher_processor(images=images, text=batch[text_column], padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            image_embeds, text_embeds = teacher_embeddings(
+                teacher,
+                inputs["pixel_values"].to(device),
+                inputs["input_ids"].to(device),
+                inputs.get("attention_mask").to(device),
+            )
+        return {"teacher_image_embeds": image_embeds.cpu().numpy(), "teacher_text_embeds": text_embeds.cpu().numpy()}
+
+    map_kwargs.setdefault("desc", "Caching teacher embeddings")
+    return dataset.map(embed, batched=True, batch_size=batch_size, **map_kwargs)
+
+
+class EpmVGDistillationTrainer(Trainer):
+    r"""
+    [`Trainer`] for EpmVG: the student's box loss plus the paper's cross-modal distillation,
+    `alpha * L(image_embeds, CLIP image) + beta * L(text_embeds, CLIP text)`, with `alpha`, `beta` and the distance
+    (`"cosine"` or `"l1"`) read from the student's config (`distillation_image_coefficient`,
+    `distillation_text_coefficient`, `distillation_loss`); a coefficient of 0 switches that modality off.
+
+    The teacher is a `CLIPModel`, frozen by default (eval mode, no gradients, outside the optimizer), placed on the
+    device by accelerate without a DDP wrapper, and never saved. Teacher embeddings are taken from cached columns
+    `teacher_image_embeds` / `teacher_text_embeds` when the batch has them, otherwise computed live from
+    `teacher_pixel_values` / `teacher_input_ids` / `teacher_attention_mask` prepared by the collator.
+
+    Args:
+        teacher_model (`CLIPModel` or `str`, *optional*):
+            The teacher, or a path / Hub id to load it from. Without a teacher only the box loss is trained.
+        args ([`EpmVGTrainingArguments`]): optimization settings.
+        kwargs: the other [`Trainer`] arguments (`model`, `train_dataset`, `data_collator`, `processing_class`, ...).
+    """
+
+    def __init__(self, *args, teacher_model: CLIPModel | str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self.teacher_model = self._prepare_teacher(teacher_model) if teacher_model is not None else None
+
+    def _prepare_teacher(self, teacher: CLIPModel | str) -> nn.Module:
+        if isinstance(teacher, str):
+            teacher = CLIPModel.from_pretrained(teacher)
+        if getattr(self.args, "unfreeze_teacher", False):
+            if self.accelerator.num_processes > 1:
+                raise ValueError(
+                    "unfreeze_teacher=True is supported in single-process training only: the teacher is not wrapped "
+                    "for gradient synchronization. Keep the teacher frozen (the paper's default) or use one process."
+                )
+            return teacher.to(self.args.device).train()
+        teacher.eval().requires_grad_(False)
+        # evaluation_mode places it on the device without DDP / FSDP wrapping
+        return self.accelerator.prepare_model(teacher, evaluation_mode=True)
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """AdamW over TransVG's module groups (see [`parameter_groups`]), plus the teacher when it is unfrozen."""
+        if self.optimizer is None:
+            model = self.model if model is None else model
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            groups = parameter_groups(model, self.args.learning_rate, self.args.lr_backbone, self.args.weight_decay)
+            if self.teacher_model is not None and getattr(self.args, "unfreeze_teacher", False):
+                groups.append(
+                    {
+                        "name": "teacher",
+                        "params": list(self.teacher_model.parameters()),
+                        "lr": self.args.lr_backbone,
+                        "weight_decay": self.args.weight_decay,
+                    }
+                )
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """TransVG's StepLR: every learning rate times `lr_drop_factor` from epoch `lr_drop_epoch` on."""
+        if getattr(self.args, "lr_drop_epoch", None) is None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            drop_step = self.args.lr_drop_epoch * self._optimizer_steps_per_epoch()
+            factor = self.args.lr_drop_factor
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer or self.optimizer, lambda step: factor if step >= drop_step else 1.0
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def _optimizer_steps_per_epoch(self) -> int:
+        per_step = self.args.per_device_train_batch_size * max(1, self.args.world_size)
+        batches = math.ceil(len(self.train_dataset) / per_step)
+        return max(1, math.ceil(batches / self.args.gradient_accumulation_steps))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Box loss from the student plus the weighted distillation terms; each term is logged."""
+        teacher_inputs = {key: inputs.pop(key) for key in (*TEACHER_INPUT_KEYS, *TEACHER_EMBED_KEYS) if key in inputs}
+        outputs = model(**inputs)
+        loss = outputs.loss
+        terms = {key: value.detach() for key, value in (outputs.loss_dict or {}).items()}
+        for name, student, teacher in self._distillation_pairs(outputs, teacher_inputs, model):
+            term = distillation_loss(student, teacher, self._unwrapped_config(model).distillation_loss)
+            coefficient = self._coefficient(model, name)
+            loss = loss + coefficient * term
+            terms[f"loss_distill_{name}"] = term.detach()
+        split = "train" if model.training else "eval"
+        for key, value in terms.items():
+            self._metrics[split][key].append(value.item())
+        return (loss, outputs) if return_outputs else loss
+
+    def _unwrapped_config(self, model: nn.Module):
+        return self.accelerator.unwrap_model(model).config
+
+    def _coefficient(self, model: nn.Module, name: str) -> float:
+        return getattr(self._unwrapped_config(model), f"distillation_{name}_coefficient")
+
+    def _distillation_pairs(self, outputs, teacher_inputs: dict, model: nn.Module) -> list[tuple]:
+        """(name, student embeds, teacher embeds) for each modality whose coefficient is non-zero."""
+        wanted = [name for name in ("image", "text") if self._coefficient(model, name) != 0]
+        if not wanted:
+            return []
+        cached = {name: teacher_inputs.get(f"teacher_{name}_embeds") for name in wanted}
+        if any(value is None for value in cached.values()):
+            live = dict(zip(("image", "text"), self._live_teacher_embeddings(teacher_inputs, wanted)))
+            cached = {name: cached[name] if cached[name] is not None else live[name] for name in wanted}
+        student = {"image": outputs.image_embeds, "text": outputs.text_embeds}
+        return [(name, student[name], cached[name]) for name in wanted]
+
+    def _live_teacher_embeddings(self, teacher_inputs: dict, wanted: list[str]):
+        if self.teacher_model is None:
+            raise ValueError(
+                "Distillation is on (non-zero distillation coefficients) but the batch has no cached teacher "
+                "embeddings and the trainer has no teacher: pass teacher_model=, cache embeddings with "
+                "cache_teacher_embeddings(), or set distillation_image/text_coefficient=0 to train without it."
+            )
+        missing = [key for key in TEACHER_INPUT_KEYS[:2] if key not in teacher_inputs]
+        if missing:
+            raise ValueError(
+                f"The batch lacks {missing}: give the data collator the teacher's processor so it prepares them."
+            )
+        with torch.set_grad_enabled(getattr(self.args, "unfreeze_teacher", False) and self.teacher_model.training):
+            return teacher_embeddings(
+                self.teacher_model,
+                teacher_inputs["teacher_pixel_values"] if "image" in wanted else None,
+                teacher_inputs["teacher_input_ids"] if "text" in wanted else None,
+                teacher_inputs.get("teacher_attention_mask"),
+            )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the mean of every loss term since the last log (prefixed `eval_` during evaluation)."""
+        split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
+        prefix = "eval_" if split == "eval" else ""
+        for key, values in self._metrics[split].items():
+            if values:
+                logs[f"{prefix}{key}"] = sum(values) / len(values)
+        self._metrics[split].clear()
+        super().log(logs, start_time)
+
+
+__all__ = [
+    "EpmVGDistillationTrainer",
+    "EpmVGTrainingArguments",
+    "cache_teacher_embeddings",
+    "parameter_groups",
+    "teacher_embeddings",
+]
