@@ -590,9 +590,9 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         ...     fusion_layers=1, fusion_attention_heads=2, fusion_ffn_dim=32, image_size=64, max_text_len=8)
         >>> model = EpmVGForVisualGrounding(config).eval()
         >>> vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "red", "box"])}
-        >>> processor = EpmVGProcessor(EpmVGImageProcessor(size=64), BertTokenizer(vocab=vocab))
+        >>> processor = EpmVGProcessor(EpmVGImageProcessor(size=64), BertTokenizer(vocab=vocab), max_text_len=8)
         >>> image = Image.new("RGB", (120, 80), "white")
-        >>> inputs = processor(images=image, text="the red box", max_length=8, return_tensors="pt")
+        >>> inputs = processor(images=image, text="the red box", return_tensors="pt")
         >>> with torch.inference_mode():
         ...     outputs = model(**inputs)
         >>> result = processor.post_process_visual_grounding(outputs, target_sizes=[(80, 120)])[0]
