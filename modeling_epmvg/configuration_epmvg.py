@@ -11,7 +11,6 @@ logger = logging.get_logger(__name__)
 
 BBOX_LOSSES = ("smooth_l1", "l1")
 DISTILLATION_LOSSES = ("cosine", "l1")
-BACKBONE_STRIDE = 32
 
 
 @strict
@@ -53,6 +52,8 @@ class EpmVGConfig(PreTrainedConfig):
             Epsilon of the layer norms of both encoders.
         image_size (`int`, *optional*, defaults to 640):
             Side of the square canvas the image is letterboxed into. Fixes the number of visual tokens.
+        backbone_stride (`int`, *optional*, defaults to 32):
+            Output stride of the backbone's feature map (32 for a ResNet's last stage, 16 for its third).
         max_text_len (`int`, *optional*, defaults to 20):
             Number of text slots (the tokenizer pads or truncates to it). TransVG uses 40 for RefCOCOg.
         freeze_backbone_stages (`int`, *optional*, defaults to 1):
@@ -110,6 +111,7 @@ class EpmVGConfig(PreTrainedConfig):
     activation_function: str = "relu"
     layer_norm_eps: float = 1e-5
     image_size: int = 640
+    backbone_stride: int = 32
     max_text_len: int = 20
     freeze_backbone_stages: int = 1
     position_embedding_temperature: float | int = 10000
@@ -124,8 +126,8 @@ class EpmVGConfig(PreTrainedConfig):
 
     @property
     def num_visual_tokens(self) -> int:
-        """Number of visual tokens: the backbone's stride-32 feature map of the square canvas, flattened."""
-        return (self.image_size // BACKBONE_STRIDE) ** 2
+        """Number of visual tokens: the backbone's feature map of the square canvas, flattened."""
+        return (self.image_size // self.backbone_stride) ** 2
 
     @property
     def num_fusion_tokens(self) -> int:
@@ -156,10 +158,10 @@ class EpmVGConfig(PreTrainedConfig):
                     f"`{width_name}` ({getattr(self, width_name)}) must be divisible by `{heads_name}` "
                     f"({getattr(self, heads_name)}): pick a number of heads that divides the width."
                 )
-        if self.image_size % BACKBONE_STRIDE != 0 or self.image_size <= 0:
+        if self.image_size <= 0 or self.backbone_stride <= 0 or self.image_size % self.backbone_stride != 0:
             raise ValueError(
-                f"`image_size` ({self.image_size}) must be a positive multiple of the backbone stride "
-                f"{BACKBONE_STRIDE}, e.g. 640 or 320."
+                f"`image_size` ({self.image_size}) must be a positive multiple of `backbone_stride` "
+                f"({self.backbone_stride}), e.g. 640 or 320 for stride 32."
             )
         if self.max_text_len < 2:
             raise ValueError(f"`max_text_len` ({self.max_text_len}) must be at least 2 ([CLS] and [SEP]).")

@@ -411,6 +411,13 @@ class EpmVGModel(EpmVGPreTrainedModel):
     def encode_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Visual branch: (batch, num_visual_tokens, d_model) tokens and their (batch, num_visual_tokens) mask."""
         feature_map, mask = self.backbone(pixel_values, pixel_mask)
+        if feature_map.shape[-2:].numel() != self.config.num_visual_tokens:
+            raise ValueError(
+                f"The backbone gives a {tuple(feature_map.shape[-2:])} feature map, but the config expects "
+                f"{self.config.num_visual_tokens} visual tokens (image_size {self.config.image_size} / "
+                f"backbone_stride {self.config.backbone_stride}): set `backbone_stride` to the backbone's real "
+                "output stride."
+            )
         tokens = self.input_projection(feature_map).flatten(2).transpose(1, 2)
         positions = self.vision_position_embedding(mask)
         mask = mask.flatten(1)

@@ -185,7 +185,7 @@ def test_loading_a_checkpoint_of_another_model_type_is_refused(tmp_path):
             {"d_model": 18, "fusion_attention_heads": 4, "vision_encoder_attention_heads": 2},
             "divisible by `fusion_attention_heads`",
         ),
-        ({"image_size": 100}, "multiple of the backbone stride"),
+        ({"image_size": 100}, "multiple of `backbone_stride`"),
         ({"bbox_loss": "mse"}, "`bbox_loss` must be one of"),
         ({"distillation_loss": "kl"}, "`distillation_loss` must be one of"),
     ],
@@ -206,3 +206,17 @@ def test_inputs_of_the_wrong_shape_get_clear_errors(config):
         model(**dict(inputs, input_ids=inputs["input_ids"][:1], attention_mask=None))
     with pytest.raises(ValueError, match="`labels` must have shape \\(2, 4\\)"):
         model(**dict(inputs, labels=torch.zeros(2, 2)))
+
+
+def test_a_backbone_stride_that_does_not_match_the_feature_map_is_reported(config):
+    model = EpmVGForVisualGrounding(tiny_config(backbone_stride=16))
+    with pytest.raises(ValueError, match="set `backbone_stride` to the backbone's real output stride"):
+        model(**random_inputs(model.config))
+
+
+def test_a_stride_16_backbone_gives_four_times_the_visual_tokens():
+    backbone = tiny_config().backbone_config
+    backbone.out_features = ["stage3"]
+    model = EpmVGForVisualGrounding(tiny_config(backbone_config=backbone, backbone_stride=16))
+    outputs = model(**random_inputs(model.config))
+    assert outputs.last_hidden_state.shape[1] == 1 + 8 + (64 // 16) ** 2
