@@ -1,0 +1,116 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""`EpmVGDataCollator`: unified grounding rows -> the model's batch (+ the teacher's inputs or cached embeddings)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from .augmentation import EpmVGAugmentation
+
+
+TEACHER_EMBED_COLUMNS = ("teacher_image_embeds", "teacher_text_embeds")
+# the teacher processor's outputs the trainer consumes (others, e.g. token_type_ids, would reach the student)
+TEACHER_INPUTS = ("pixel_values", "input_ids", "attention_mask")
+
+
+def _rgb(image) -> PIL.Image.Image:
+    if not isinstance(image, PIL.Image.Image):
+        raise ValueError(
+            f"Expected a decoded PIL image in the `image` column, got {type(image).__name__}: load the dataset with "
+            "its Image feature decoding (the default), not Image(decode=False)."
+        )
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+@dataclass
+class EpmVGDataCollator:
+    r"""
+    Turns a list of unified grounding rows (`image`, `bbox` xyxy pixels, `expression`, ...) into the model's batch.
+
+    - Training: with `augmentation`, each row is augmented here (TransVG's recipe) and letterboxed at its random
+      offset; rows already augmented by `dataset.with_transform(augmentation.transform_batch)` (they carry an
+      `offset`) are letterboxed as they are.
+    - Evaluation: without augmentation, images are resized and centred, and with `return_target_sizes=True` the
+      batch carries `target_sizes` (original `(height, width)`) for `post_process_visual_grounding` (pop it before
+      calling the model).
+    - Distillation: with a `teacher_processor` (e.g. a `CLIPProcessor`) the batch gets `teacher_pixel_values`,
+      `teacher_input_ids`, `teacher_attention_mask` for the same (augmented) image and text; cached
+      `teacher_image_embeds` / `teacher_text_embeds` columns are stacked and passed through.
+
+    Args:
+        processor ([`EpmVGProcessor`]): the student's processor.
+        teacher_processor (*optional*): the teacher's processor, called as `processor(images=, text=)`.
+        augmentation ([`EpmVGAugmentation`], *optional*): training augmentation applied per row.
+        return_target_sizes (`bool`, *optional*, defaults to `False`): add `target_sizes` (int64 `(B, 2)`).
+
+    Example:
+
+    ```python
+    >>> from torch.utils.data import DataLoader
+    >>> from processing.collator import EpmVGDataCollator
+
+    >>> collator = EpmVGDataCollator(processor, return_target_sizes=True)  # doctest: +SKIP
+    >>> batch = next(iter(DataLoader(test_dataset, batch_size=8, collate_fn=collator)))  # doctest: +SKIP
+    >>> target_sizes = batch.pop("target_sizes")  # doctest: +SKIP
+    >>> predictions = processor.post_process_visual_grounding(model(**batch), target_sizes)  # doctest: +SKIP
+    ```
+    """
+
+    processor: Any
+    teacher_processor: Any = None
+    augmentation: EpmVGAugmentation | None = None
+    return_target_sizes: bool = False
+
+    def _examples(self, rows: list[dict], images: list) -> tuple[list, list, list | None, list | None]:
+        """(images, texts, boxes or None, offsets or None) after the optional augmentation."""
+        augmented = ["offset" in row for row in rows]
+        if any(augmented) and not all(augmented):
+            raise ValueError("Some rows carry an augmentation `offset` and some do not: augment all rows or none.")
+        texts = [row["expression"] for row in rows]
+        boxes = [row.get("bbox") for row in rows]
+        boxes = None if any(box is None for box in boxes) else [list(map(float, box)) for box in boxes]
+        offsets = [tuple(row["offset"]) for row in rows] if all(augmented) else None
+        if offsets is None and self.augmentation is not None:
+            if boxes is None:
+                raise ValueError("Augmentation moves the boxes: every row needs its `bbox`.")
+            outs = [self.augmentation(image, box, text) for image, box, text in zip(images, boxes, texts)]
+            images, boxes, texts = (
+                [o["image"] for o in outs],
+                [o["bbox"] for o in outs],
+                [o["expression"] for o in outs],
+            )
+            offsets = [o["offset"] for o in outs]
+        return images, texts, boxes, offsets
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        originals = [_rgb(row["image"]) for row in rows]
+        images, texts, boxes, offsets = self._examples(rows, originals)
+        batch = dict(
+            self.processor(
+                images=images,
+                text=texts,
+                boxes=boxes,
+                offsets=offsets,
+                do_resize=offsets is None,  # augmented images are already resized
+                return_tensors="pt",
+            )
+        )
+        if self.teacher_processor is not None:
+            teacher = self.teacher_processor(
+                images=images, text=texts, padding=True, truncation=True, return_tensors="pt"
+            )
+            batch.update({f"teacher_{name}": teacher[name] for name in TEACHER_INPUTS if name in teacher})
+        for column in TEACHER_EMBED_COLUMNS:
+            if all(row.get(column) is not None for row in rows):
+                batch[column] = torch.as_tensor(np.asarray([row[column] for row in rows], dtype=np.float32))
+        if self.return_target_sizes:
+            batch["target_sizes"] = torch.tensor(
+                [(image.height, image.width) for image in originals], dtype=torch.long
+            )
+        return batch
+
+
+__all__ = ["EpmVGDataCollator"]
