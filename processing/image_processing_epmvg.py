@@ -1,6 +1,8 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Image processor class for EpmVG: letterbox into a square canvas, and boxes to and from the canvas frame."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import PIL.Image
 import torch
@@ -196,7 +198,10 @@ class EpmVGImageProcessor(PilBackend):
         return size["height"]
 
     def _prepare_images_structure(self, images: ImageInput, expected_ndims: int = 3) -> list:
-        """One image, a batched array / tensor, or a list of images, as a flat list of images."""
+        """One image, a batched array / tensor, or a sequence of images, as a flat list of images."""
+        if not is_valid_image(images) and isinstance(images, Sequence) and not isinstance(images, str):
+            # e.g. a `datasets` column, which is a sequence but not a list
+            images = list(images)
         images = self.fetch_images(images)
         if is_valid_image(images):
             return [images] if is_pil_image(images) or images.ndim <= 3 else list(images)

@@ -78,6 +78,8 @@ class EpmVGProcessor(ProcessorMixin):
             raise ValueError("Nothing to process: pass `images`, `text` or both.")
         if boxes is not None and images is None:
             raise ValueError("`boxes` are in pixels of their images: pass the `images` together with the `boxes`.")
+        # the model's text slots win over a max_length saved with the tokenizer (sentence-transformers save 128)
+        kwargs.setdefault("max_length", self.max_text_len)
         output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
 
         data = {}

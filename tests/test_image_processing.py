@@ -367,3 +367,11 @@ def test_save_and_load_round_trip(tmp_path):
         assert loaded.to_dict() == image_processor.to_dict()
         image = solid(50, 30)
         np.testing.assert_array_equal(loaded(image)["pixel_values"], image_processor(image)["pixel_values"])
+
+
+def test_a_datasets_image_column_is_accepted_as_a_list_of_images():
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
+
+    column = Dataset.from_dict({"image": [PIL.Image.new("RGB", (10, 20))] * 3}).cast_column("image", ImageFeature())
+    assert EpmVGImageProcessor(size=32)(column["image"], return_tensors="pt")["pixel_values"].shape == (3, 3, 32, 32)
