@@ -1,0 +1,226 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""Evaluate an EpmVG checkpoint on grounding splits: Acc@0.5 (IoU >= 0.5), Acc@t and mean IoU per split.
+
+    epmvg-evaluate --model path/or/hub-id --dataset lmms-lab/RefCOCO --splits testA testB --output results.json
+    accelerate launch --num_processes 4 -m scripts.evaluate --model ... --dataset ... --splits val
+
+Each process runs a strided shard of every split (no sampler padding); the predictions are gathered on the main
+process, which scores every expression exactly once, prints a markdown table and writes a JSON file with the
+per-split metrics and the per-example predictions.
+"""
+
+import os
+import sys
+
+
+if __name__ == "__main__" and not __package__:
+    # run as a file: put the repository first so that `import evaluate` finds the library, not this script
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import json
+import logging
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+
+logger = logging.getLogger("epmvg.evaluate")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="Saved model folder or Hub id (loaded with AutoModel).")
+    parser.add_argument("--processor", help="Processor folder or Hub id (default: --model).")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="Hub id, local folder (parquet / saved / REFER / Flickr30k) or TransVG .pth file.",
+    )
+    parser.add_argument("--splits", nargs="+", help="Splits to evaluate (default: all).")
+    parser.add_argument("--image-root", help="Image folder, for sources that do not embed images.")
+    parser.add_argument("--split-by", help="REFER split scheme (unc, umd, google, berkeley).")
+    parser.add_argument(
+        "--skip-invalid", action="store_true", help="Skip (and count) invalid rows instead of failing."
+    )
+    parser.add_argument("--allow-pickle", action="store_true", help="Allow full unpickling of REFER / TransVG files.")
+    parser.add_argument("--no-truncate-boxes", action="store_true", help="TransVG files: keep float boxes.")
+    parser.add_argument("--batch-size", type=int, default=16, help="Expressions per forward pass and process.")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers per process.")
+    parser.add_argument("--max-examples", type=int, help="Evaluate only the first N expressions of each split.")
+    parser.add_argument("--iou-thresholds", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    parser.add_argument("--output", default="eval_results.json", help="JSON file for metrics and predictions.")
+    parser.add_argument("--revision", help="Model revision on the Hub.")
+    parser.add_argument("--trust-remote-code", action="store_true", help="Allow the Hub model's own code.")
+    parser.add_argument("--cache-dir", help="datasets cache folder.")
+    return parser.parse_args(argv)
+
+
+def load_model_and_processor(args, device: torch.device):
+    """The model (AutoModel, eval mode, on `device`) and its processor (AutoProcessor)."""
+    from transformers import AutoModel, AutoProcessor
+
+    import modeling_epmvg  # noqa: F401 - registers EpmVG with the Auto classes
+    import processing  # noqa: F401
+
+    kwargs = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
+    model = AutoModel.from_pretrained(args.model, **kwargs).to(device).eval()
+    processor = AutoProcessor.from_pretrained(args.processor or args.model, **kwargs)
+    return model, processor
+
+
+def load_splits(args) -> dict:
+    """{split: unified dataset}."""
+    from processing.sources import load_grounding_dataset
+
+    splits = load_grounding_dataset(
+        args.dataset,
+        split=args.splits,
+        image_root=args.image_root,
+        skip_invalid=args.skip_invalid,
+        split_by=args.split_by,
+        allow_pickle=args.allow_pickle,
+        truncate_boxes=not args.no_truncate_boxes,
+        cache_dir=args.cache_dir,
+    )
+    return dict(splits)
+
+
+class _Rows(torch.utils.data.Dataset):
+    """The rows of `indices` in `dataset`, each with its index."""
+
+    def __init__(self, dataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, position):
+        index = self.indices[position]
+        return index, self.dataset[index]
+
+
+class _CollateWithMeta:
+    """(per-example metadata without the image, the model batch with target sizes)."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, items):
+        meta = [
+            {
+                "index": index,
+                "image_id": row["image_id"],
+                "ref_id": row["ref_id"],
+                "expression": row["expression"],
+                "bbox": [float(v) for v in row["bbox"]],
+            }
+            for index, row in items
+        ]
+        return meta, self.collator([row for _, row in items])
+
+
+def predict(model, processor, dataset, indices, args, device, desc: str, show: bool) -> list[dict]:
+    """Per-example records (metadata + `pred_bbox` in original pixels) for the rows `indices`."""
+    from processing.collator import EpmVGDataCollator
+
+    collate = _CollateWithMeta(EpmVGDataCollator(processor, return_target_sizes=True))
+    loader = DataLoader(
+        _Rows(dataset, indices), batch_size=args.batch_size, collate_fn=collate, num_workers=args.num_workers
+    )
+    records = []
+    with torch.inference_mode():
+        for meta, batch in tqdm(loader, desc=desc, disable=not show):
+            target_sizes = batch.pop("target_sizes")
+            batch.pop("labels", None)  # scored in original pixels below, no loss needed
+            outputs = model(**{key: value.to(device) for key, value in batch.items()})
+            results = processor.post_process_visual_grounding(outputs, target_sizes=target_sizes)
+            for record, result in zip(meta, results):
+                record["pred_bbox"] = result["boxes"][0].float().cpu().tolist()
+                records.append(record)
+    return records
+
+
+def score(records: list[dict], thresholds: list[float], metric) -> tuple[dict, list[dict]]:
+    """(metrics, records sorted by index with their IoU); checks each expression is counted exactly once."""
+    from processing.metrics import box_iou
+
+    records = sorted(records, key=lambda record: record["index"])
+    if [record["index"] for record in records] != list(range(len(records))):
+        raise RuntimeError("The gathered predictions miss or repeat expressions: the shards are not a partition.")
+    predictions, references = [r["pred_bbox"] for r in records], [r["bbox"] for r in records]
+    for record, iou in zip(records, box_iou(predictions, references).tolist()):
+        record["iou"] = iou
+    metrics = metric.compute(predictions=predictions, references=references, iou_thresholds=thresholds)
+    return metrics, records
+
+
+def markdown_table(results: dict[str, dict], thresholds: list[float]) -> str:
+    """One row per split: examples, Acc@t for each threshold (in %), mean IoU (in %)."""
+    names = [f"accuracy@{t:g}" for t in sorted({*thresholds, 0.5})]
+    header = "| split | examples | " + " | ".join(f"Acc@{n.split('@')[1]}" for n in names) + " | mIoU |"
+    lines = [header, "|" + "---|" * (len(names) + 3)]
+    for split, metrics in results.items():
+        cells = [f"{100 * metrics[n]:.2f}" for n in names] + [f"{100 * metrics['mean_iou']:.2f}"]
+        lines.append(f"| {split} | {metrics['num_examples']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the evaluation; returns the per-split metrics on the main process (an empty dict elsewhere)."""
+    from accelerate import Accelerator
+    from accelerate.utils import gather_object
+
+    # with no accelerator, cpu=True is what lets `accelerate launch --multi_gpu --num_processes N` join N CPU
+    # processes (gloo); without it each process would run alone and evaluate everything
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    accelerator = Accelerator(cpu=not has_accelerator)
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.ERROR)
+    model, processor = load_model_and_processor(args, accelerator.device)
+    with accelerator.main_process_first():
+        splits = load_splits(args)
+    metric = None
+    if accelerator.is_main_process:
+        from processing.metrics import load_grounding_accuracy
+
+        metric = load_grounding_accuracy()
+    results, predictions = {}, {}
+    for name, dataset in splits.items():
+        total = len(dataset) if args.max_examples is None else min(len(dataset), args.max_examples)
+        if total == 0:
+            logger.warning("Split %r has no examples: skipped.", name)
+            continue
+        # strided shard per process: every index exactly once, no padding duplicates
+        shard = list(range(accelerator.process_index, total, accelerator.num_processes))
+        show = accelerator.is_local_main_process
+        records = gather_object(predict(model, processor, dataset, shard, args, accelerator.device, name, show))
+        if accelerator.is_main_process:
+            if len(records) != total:
+                raise RuntimeError(f"Split {name!r}: gathered {len(records)} predictions for {total} expressions.")
+            results[name], predictions[name] = score(records, args.iou_thresholds, metric)
+    if accelerator.is_main_process:
+        print(markdown_table(results, args.iou_thresholds))
+        report = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "num_processes": accelerator.num_processes,
+            "metrics": results,
+            "predictions": predictions,
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+        logger.info("Wrote %s", args.output)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return results
+
+
+def main(argv=None) -> None:
+    """Console entry point (`epmvg-evaluate`)."""
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""scripts/evaluate.py on a fixture dataset with a tiny saved model: one plain process, and two processes under
+`accelerate launch` (CPU, gloo) giving the same metrics and counts (issue 4, acceptance 4)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing.metrics import compute_grounding_metrics
+from scripts.evaluate import markdown_table, score
+from tests.conftest import tiny_config, tiny_tokenizer
+from tests.test_sources import LMMS_FEATURES, lmms_split, write_parquet_repo
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# odd sizes: a 2-way shard is uneven, and testB leaves the second process with nothing
+SPLIT_SIZES = {"testA": 5, "testB": 1}
+
+
+class _PlainMetric:
+    def compute(self, predictions, references, iou_thresholds):
+        return compute_grounding_metrics(predictions, references, iou_thresholds)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    from modeling_epmvg import EpmVGForVisualGrounding
+
+    root = tmp_path_factory.mktemp("evaluate_script")
+    torch.manual_seed(0)
+    EpmVGForVisualGrounding(tiny_config()).save_pretrained(root / "model")
+    EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer(), max_text_len=8).save_pretrained(root / "model")
+    refs = {
+        "testA": [
+            (11, 1, (40, 30), ["red circle", "the left circle"], [2.0, 3.0, 10.0, 20.0]),
+            (12, 2, (32, 48), ["blue square", "big square", "square"], [5.0, 5.0, 20.0, 30.0]),
+        ],
+        "testB": [(13, 3, (64, 20), ["star"], [0.0, 0.0, 30.0, 20.0])],
+    }
+    write_parquet_repo(root / "RefCOCO", {split: lmms_split(r) for split, r in refs.items()}, LMMS_FEATURES)
+    (root / "hf_home").mkdir()
+    return root
+
+
+def run(command: list[str], workdir) -> str:
+    env = {
+        **os.environ,
+        "HF_HOME": str(workdir / "hf_home"),  # datasets / evaluate caches, nothing from the user's
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def evaluate_args(workdir, output: str) -> list[str]:
+    return [
+        "--model",
+        str(workdir / "model"),
+        "--dataset",
+        str(workdir / "RefCOCO"),
+        "--batch-size",
+        "2",
+        "--output",
+        str(workdir / output),
+    ]
+
+
+@pytest.fixture(scope="module")
+def single_process(workdir):
+    # run as a plain file: the script must still import the `evaluate` library, not itself
+    stdout = run([sys.executable, "scripts/evaluate.py", *evaluate_args(workdir, "one.json")], workdir)
+    return stdout, json.loads((workdir / "one.json").read_text())
+
+
+@pytest.mark.slow
+def test_single_process_prints_the_table_and_writes_the_json(single_process):
+    stdout, report = single_process
+    assert "| split | examples | Acc@0.25 | Acc@0.5 | Acc@0.75 | mIoU |" in stdout
+    assert "| testA | 5 |" in stdout and "| testB | 1 |" in stdout
+    assert report["num_processes"] == 1 and sorted(report["metrics"]) == ["testA", "testB"]
+    for split, size in SPLIT_SIZES.items():
+        records = report["predictions"][split]
+        assert [r["index"] for r in records] == list(range(size))
+        # the metric of the JSON file is the metric of its own per-example predictions (original pixels)
+        expected = compute_grounding_metrics([r["pred_bbox"] for r in records], [r["bbox"] for r in records])
+        assert report["metrics"][split] == pytest.approx(expected)
+    first = report["predictions"]["testA"][0]
+    assert first["expression"] == "red circle" and first["bbox"] == [2.0, 3.0, 12.0, 23.0]
+    x1, y1, x2, y2 = first["pred_bbox"]
+    assert 0 <= x1 <= x2 <= 40 and 0 <= y1 <= y2 <= 30  # clipped to the 40x30 original image
+
+
+@pytest.mark.slow
+def test_two_processes_count_every_expression_once(single_process, workdir):
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "scripts.evaluate",
+    ]
+    stdout = run([*launch, *evaluate_args(workdir, "two.json")], workdir)
+    assert stdout.count("| testA | 5 |") == 1  # only the main process reports
+    one, two = single_process[1], json.loads((workdir / "two.json").read_text())
+    assert two["num_processes"] == 2
+    assert two["metrics"] == one["metrics"]
+    for split in SPLIT_SIZES:
+        assert [r["index"] for r in two["predictions"][split]] == [r["index"] for r in one["predictions"][split]]
+        for a, b in zip(one["predictions"][split], two["predictions"][split]):
+            assert a["pred_bbox"] == pytest.approx(b["pred_bbox"], abs=1e-4)
+
+
+def test_score_refuses_repeated_or_missing_expressions():
+    record = {"bbox": [0.0, 0.0, 2.0, 2.0], "pred_bbox": [0.0, 0.0, 2.0, 2.0]}
+    with pytest.raises(RuntimeError, match="miss or repeat"):
+        score([dict(record, index=0), dict(record, index=0)], [0.5], _PlainMetric())
+    metrics, records = score([dict(record, index=1), dict(record, index=0)], [0.5], _PlainMetric())
+    assert [r["index"] for r in records] == [0, 1] and records[0]["iou"] == 1.0 and metrics["num_examples"] == 2
+    table = markdown_table({"val": metrics}, [0.5])
+    assert table.splitlines()[2] == "| val | 2 | 100.00 | 100.00 |"
