@@ -359,6 +359,41 @@ def test_refer_pickle_with_code_needs_the_flag(tmp_path):
     assert len(load_grounding_dataset(folder, split="train", image_root=coco, allow_pickle=True)) == 2
 
 
+def test_refclef_referitgame_string_ids_and_combined_test_splits(tmp_path):
+    folder = tmp_path / "refer" / "refclef"
+    folder.mkdir(parents=True)
+    images = tmp_path / "saiapr_tc-12"
+    write_image(images / "25" / "images" / "25590.jpg", 48, 36)
+    sentence = {"tokens": ["sky"], "raw": "Sky", "sent_id": 1, "sent": "sky"}
+    refs = [
+        {"ref_id": 1, "ann_id": "25590_1", "image_id": 25590, "split": "testAB", "sentences": [sentence]},
+        {
+            "ref_id": 2,
+            "ann_id": "25590_2",
+            "image_id": 25590,
+            "split": "testB",
+            "sentences": [dict(sentence, sent="tree")],
+        },
+    ]
+    with open(folder / "refs(unc).p", "wb") as f:
+        pickle.dump(refs, f, protocol=2)
+    instances = {
+        "images": [{"id": 25590, "file_name": "25/images/25590.jpg", "width": 48, "height": 36}],
+        "annotations": [
+            {"id": "25590_1", "image_id": 25590, "bbox": [0.0, 0.0, 48.0, 10.0]},
+            {"id": "25590_2", "image_id": 25590, "bbox": [10.0, 12.0, 8.0, 20.0]},
+        ],
+    }
+    (folder / "instances.json").write_text(json.dumps(instances))
+    splits = load_grounding_dataset(folder, image_root=images)
+    # REFER's rule: a testAB ref belongs to testA and to testB
+    assert {name: split["expression"] for name, split in splits.items()} == {
+        "testA": ["sky"],
+        "testB": ["sky", "tree"],
+    }
+    assert as_tuples(splits["testB"])[1] == ("tree", [10.0, 12.0, 18.0, 32.0], "25590", "2")
+
+
 # ---------------------------------------------------------------------------------------------- TransVG .pth files
 
 

@@ -88,7 +88,7 @@ def split_names(refs) -> list[str]:
 
 
 def load_refer(folder: str, split_by: str | None = None, allow_pickle: bool = False) -> tuple[str, list, dict]:
-    """(split_by, refs, {image_id: image info with `_anns` {ann_id: ann}}) from a REFER dataset folder."""
+    """(split_by, refs, {image id: image info + `_anns` {annotation id: annotation}}) from a REFER folder."""
     split_by = pick_split_by(folder, split_by)
     refs = load_pickle(refs_files(folder)[split_by], allow_pickle=allow_pickle)
     instances_path = os.path.join(folder, "instances.json")
@@ -96,10 +96,11 @@ def load_refer(folder: str, split_by: str | None = None, allow_pickle: bool = Fa
         raise FileNotFoundError(f"{instances_path} not found: a REFER folder needs instances.json next to the refs.")
     with open(instances_path, encoding="utf-8") as f:
         instances = json.load(f)
-    images = {image["id"]: dict(image, _anns={}) for image in instances["images"]}
+    # ids as strings: refclef mixes string annotation ids with int ones
+    images = {str(image["id"]): dict(image, _anns={}) for image in instances["images"]}
     for ann in instances["annotations"]:
-        if ann["image_id"] in images:
-            images[ann["image_id"]]["_anns"][ann["id"]] = ann
+        if str(ann["image_id"]) in images:
+            images[str(ann["image_id"])]["_anns"][str(ann["id"])] = ann
     return split_by, refs, images
 
 
@@ -109,8 +110,8 @@ def records(refs, images: dict, *, split: str, image_root: str, source: str) -> 
     for ref in refs:
         if not split_matches(split, ref["split"]):
             continue
-        image = images.get(ref["image_id"], {"_anns": {}, "file_name": ""})
-        ann = image["_anns"].get(ref["ann_id"])
+        image = images.get(str(ref["image_id"]), {"_anns": {}, "file_name": ""})
+        ann = image["_anns"].get(str(ref["ann_id"]))
         bbox = xywh_to_xyxy(ann["bbox"]) if ann else [0.0] * 4
         problem = "" if ann else f"annotation {ref['ann_id']!r} of image {ref['image_id']!r} is not in instances.json"
         for expression in refer_expressions(ref["sentences"]):

@@ -125,7 +125,7 @@ class GroundingRowChecker:
 
     def finalize(self, dataset: Dataset, source: str, split: str) -> Dataset:
         """Raise on (or drop and count) the rows whose problem column is set; return the unified dataset."""
-        problems = dataset[PROBLEM_COLUMN]
+        problems = list(dataset[PROBLEM_COLUMN])
         bad = [index for index, problem in enumerate(problems) if problem]
         where = f"{source} split {split!r}"
         if bad and not self.skip_invalid:
