@@ -52,9 +52,25 @@ def resolve_image(image_root: str, relative_path: str) -> str:
     return flat if os.path.isfile(flat) else candidate
 
 
+def require_image_root(image_root: str | None, source: str, what: str) -> None:
+    """Fail early, naming the argument, when a source without embedded images gets no usable image folder."""
+    if image_root is None:
+        raise ValueError(f"{source} does not embed its images: pass image_root=<the folder with {what}>.")
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"image_root {image_root!r} is not a folder (it should hold {what} for {source}).")
+
+
 def refer_expressions(sentences) -> list[str]:
     """The REFER `sent` of each sentence dict (lower-cased, tokenised: what TransVG trains on), else its `raw`."""
     return [(s.get("sent") or s.get("raw") or "") if isinstance(s, dict) else str(s) for s in sentences]
 
 
-__all__ = ["PROBLEM_COLUMN", "refer_expressions", "resolve_image", "rows_to_batch", "unified_row", "xywh_to_xyxy"]
+__all__ = [
+    "PROBLEM_COLUMN",
+    "refer_expressions",
+    "require_image_root",
+    "resolve_image",
+    "rows_to_batch",
+    "unified_row",
+    "xywh_to_xyxy",
+]

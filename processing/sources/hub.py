@@ -7,6 +7,7 @@ from functools import partial
 import datasets
 
 from . import benchmark, jxu124, lmms_lab, unified
+from .common import require_image_root
 from .validation import GroundingRowChecker, convert_dataset
 
 
@@ -81,7 +82,6 @@ def load_parquet_source(
     image_root: str | None = None,
     revision: str | None = None,
     cache_dir: str | None = None,
-    require_image_root=None,
 ) -> dict[str, datasets.Dataset]:
     """{split: unified dataset} for the requested splits (None: all) of a Hub / parquet / saved source."""
     raw, hub_splits = _raw_splits(source, requested, revision=revision, cache_dir=cache_dir)

@@ -6,16 +6,9 @@ from collections.abc import Sequence
 from datasets import Dataset, DatasetDict
 
 from . import flickr30k, refer, transvg
+from .common import require_image_root
 from .hub import load_parquet_source
 from .validation import GroundingRowChecker, convert_records
-
-
-def require_image_root(image_root: str | None, source: str, what: str) -> None:
-    """Fail early, naming the argument, when a source without embedded images gets no usable image folder."""
-    if image_root is None:
-        raise ValueError(f"{source} does not embed its images: pass image_root=<the folder with {what}>.")
-    if not os.path.isdir(image_root):
-        raise FileNotFoundError(f"image_root {image_root!r} is not a folder (it should hold {what} for {source}).")
 
 
 def _select(names: list[str], requested: list[str] | None, source: str) -> list[str]:
@@ -152,17 +145,11 @@ def load_grounding_dataset(
         raise ValueError(f"{source}: not a recognised file (expected a TransVG <dataset>_<split>.pth).")
     else:
         splits = load_parquet_source(
-            source,
-            requested,
-            checker=checker,
-            image_root=image_root,
-            revision=revision,
-            cache_dir=cache_dir,
-            require_image_root=require_image_root,
+            source, requested, checker=checker, image_root=image_root, revision=revision, cache_dir=cache_dir
         )
     if isinstance(split, str):
         return next(iter(splits.values()))
     return DatasetDict(splits)
 
 
-__all__ = ["load_grounding_dataset", "require_image_root"]
+__all__ = ["load_grounding_dataset"]

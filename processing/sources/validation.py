@@ -12,6 +12,8 @@ from datasets import Dataset, Features, Image, Value
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+# the image processor's tolerance: a box may poke out of its image by this many pixels (then it is clipped)
+from ..image_processing_epmvg import BOX_TOLERANCE
 from ..schema import GROUNDING_FEATURES
 from .common import PROBLEM_COLUMN, rows_to_batch
 
@@ -20,8 +22,6 @@ logger = logging.getLogger(__name__)
 
 # the unified columns plus one string per row that is empty when the row is valid
 CHECKED_FEATURES = Features({**GROUNDING_FEATURES, PROBLEM_COLUMN: Value("string")})
-# how far (pixels) a box may poke out of its image before it is an error; within it, the box is clipped
-BOX_TOLERANCE = 1.0
 # bump when an adapter's output changes, so cached conversions are not reused
 ADAPTER_VERSION = "1"
 
