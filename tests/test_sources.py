@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, Features, Image, List, Value
+from datasets import Dataset, DatasetDict, Features, Image, List, Value
 
 from processing.schema import GROUNDING_FEATURES
 from processing.sources import GroundingDataError, load_grounding_dataset
@@ -506,10 +506,13 @@ def test_unified_dataset_saved_to_disk(tmp_path):
         "ref_id": ["r"],
         "source": ["synthetic"],
         "split": ["train"],
+        "expression_type": ["relation"],  # an extra column (the synthetic benchmark has some): kept
     }
-    Dataset.from_dict(rows, features=GROUNDING_FEATURES).save_to_disk(tmp_path / "saved")
+    features = Features({**GROUNDING_FEATURES, "expression_type": Value("string")})
+    DatasetDict(train=Dataset.from_dict(rows, features=features)).save_to_disk(tmp_path / "saved")
     loaded = load_grounding_dataset(tmp_path / "saved", split="train")
     assert as_tuples(loaded) == [("x", [1.0, 1.0, 5.0, 5.0], "a", "r")] and loaded[0]["source"] == "synthetic"
+    assert loaded[0]["expression_type"] == "relation" and loaded[0]["image"].size == (16, 12)
 
 
 # ------------------------------------------------------------------------------------ invalid rows (acceptance 5)
@@ -570,3 +573,11 @@ def test_box_outside_image_in_parquet_source(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         kept = load_grounding_dataset(root, split="testA", cache_dir=str(tmp_path / "cache"), skip_invalid=True)
     assert kept["expression"] == ["a"] and "skipped 2 invalid row(s) of 3" in caplog.text
+
+
+def test_unknown_paths_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_grounding_dataset(tmp_path / "nothing_here", split="val")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no supported grounding source"):
+        load_grounding_dataset(tmp_path / "empty", split="val")

@@ -52,7 +52,16 @@ def _raw_splits(source: str, requested, *, revision, cache_dir) -> tuple[dict[st
         hub_splits = list(everything)
         wanted = {name: hub_split_for(name, hub_splits, source) for name in requested or hub_splits}
         return {name: everything[hub] for name, hub in wanted.items()}, hub_splits
-    hub_splits = datasets.get_dataset_split_names(source, revision=revision)
+    try:
+        hub_splits = datasets.get_dataset_split_names(source, revision=revision)
+    except FileNotFoundError as err:
+        if not os.path.isdir(source):
+            raise
+        raise FileNotFoundError(
+            f"{source} holds no supported grounding source: expected a parquet folder laid out like a Hub repo "
+            "(data/<split>-*.parquet), a save_to_disk folder, a REFER folder (refs(<split_by>).p + instances.json), "
+            "TransVG <dataset>_<split>.pth files or a Flickr30k Entities folder (Annotations/, Sentences/)."
+        ) from err
     wanted = {name: hub_split_for(name, hub_splits, source) for name in requested or hub_splits}
     raw = {
         name: datasets.load_dataset(source, split=hub, revision=revision, cache_dir=cache_dir)
@@ -105,6 +114,7 @@ def load_parquet_source(
             split=split,
             cache_key=(layout, image_root),
             keep_in_memory=not has_embedded_images(dataset),
+            keep_extra_columns=layout == "unified",  # e.g. the synthetic benchmark's metadata columns
         )
     return out
 

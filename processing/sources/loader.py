@@ -143,6 +143,8 @@ def load_grounding_dataset(
         )
     elif os.path.isfile(source):
         raise ValueError(f"{source}: not a recognised file (expected a TransVG <dataset>_<split>.pth).")
+    elif not os.path.exists(source) and (os.path.isabs(source) or source.startswith(".") or source.count("/") > 1):
+        raise FileNotFoundError(f"{source} does not exist (and is not a Hub dataset id like 'lmms-lab/RefCOCO').")
     else:
         splits = load_parquet_source(
             source, requested, checker=checker, image_root=image_root, revision=revision, cache_dir=cache_dir

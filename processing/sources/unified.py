@@ -1,4 +1,5 @@
-"""Datasets already in the unified schema (e.g. saved by `save_to_disk` / `to_parquet`): validated, kept as is."""
+"""Datasets already in the unified schema (e.g. saved by `save_to_disk` / `to_parquet`): validated, kept as is
+(extra columns included)."""
 
 from ..schema import GROUNDING_FEATURES
 
@@ -9,7 +10,7 @@ def matches(column_names) -> bool:
 
 
 def convert_batch(batch: dict, **_) -> dict:
-    """Identity on the unified columns (extra columns are dropped)."""
+    """Identity on the unified columns (the other columns pass through `map` untouched)."""
     return {name: batch[name] for name in GROUNDING_FEATURES}
 
 

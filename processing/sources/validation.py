@@ -157,6 +157,7 @@ def convert_dataset(
     split: str,
     cache_key: tuple = (),
     keep_in_memory: bool = True,
+    keep_extra_columns: bool = False,
 ) -> Dataset:
     """
     Map a source split into the unified schema with one pass, validate every row, and finalize.
@@ -169,18 +170,20 @@ def convert_dataset(
         cache_key (`tuple`): everything the conversion depends on besides the data (e.g. `image_root`).
         keep_in_memory (`bool`): keep the result in RAM (rows with image paths) rather than in a cache file
             (rows with embedded image bytes).
+        keep_extra_columns (`bool`): keep the source's other columns (only for a one-to-one `convert_batch`).
     """
     image_feature = dataset.features.get("image")
     if isinstance(image_feature, Image) and image_feature.decode:
         # the adapters need the encoded bytes / path, not decoded pixels
         dataset = dataset.cast_column("image", Image(decode=False))
+    extra = [name for name in dataset.column_names if name not in GROUNDING_FEATURES] if keep_extra_columns else []
     converted = dataset.map(
         lambda batch: checker.check_batch(convert_batch(batch)),
         batched=True,
-        remove_columns=dataset.column_names,
-        features=CHECKED_FEATURES,
+        remove_columns=[name for name in dataset.column_names if name not in extra],
+        features=Features({**{name: dataset.features[name] for name in extra}, **CHECKED_FEATURES}),
         keep_in_memory=keep_in_memory,
-        new_fingerprint=fingerprint(dataset._fingerprint, source, split, checker.verify_images, *cache_key),
+        new_fingerprint=fingerprint(dataset._fingerprint, source, split, checker.verify_images, extra, *cache_key),
         desc=f"Converting {source} [{split}]",
     )
     return checker.finalize(converted, source, split)
