@@ -20,3 +20,14 @@ EpmVGImageProcessor.register_for_auto_class()
 EpmVGProcessor.register_for_auto_class()
 
 __all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry"]
+
+# the "visual-grounding" task: transformers.pipeline("visual-grounding", model=...) works once this package is imported
+from transformers import AutoModel  # noqa: E402
+from transformers.pipelines import PIPELINE_REGISTRY  # noqa: E402
+
+from .pipeline_epmvg import VisualGroundingPipeline  # noqa: E402
+
+
+if "visual-grounding" not in PIPELINE_REGISTRY.get_supported_tasks():
+    PIPELINE_REGISTRY.register_pipeline("visual-grounding", pipeline_class=VisualGroundingPipeline, pt_model=AutoModel)
+__all__ += ["VisualGroundingPipeline"]

@@ -1,0 +1,116 @@
+"""The "visual-grounding" pipeline: same boxes as model + processor + post-processing, single and batched."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import pipeline
+
+from processing import VisualGroundingPipeline
+
+from .test_hub_loading import save_model_and_processor
+
+
+IMAGES = {
+    "wide": (48, 80),
+    "tall": (60, 30),
+    "square": (40, 40),
+}
+EXPRESSIONS = ["the red circle", "the small square left of the star", "a big blue triangle", "the dog"]
+
+
+def make_image(height: int, width: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("checkpoint")
+    model, processor = save_model_and_processor(folder)
+    return folder, model, processor
+
+
+@pytest.fixture(scope="module")
+def grounder(saved):
+    return pipeline("visual-grounding", model=str(saved[0]), device="cpu")
+
+
+def reference_boxes(model, processor, pairs: list[tuple[Image.Image, str]]) -> list[list[float]]:
+    """Boxes from model + processor + post-processing, one (image, expression) pair at a time."""
+    boxes = []
+    for image, expression in pairs:
+        inputs = processor(images=image, text=expression, return_tensors="pt")
+        with torch.inference_mode():
+            outputs = model(**inputs)
+        result = processor.post_process_visual_grounding(outputs, target_sizes=[(image.height, image.width)])[0]
+        boxes.append(result["boxes"][0].tolist())
+    return boxes
+
+
+def as_list(result: dict) -> list[float]:
+    assert set(result) == {"box", "score", "expression"}
+    assert result["score"] == 1.0
+    return [result["box"][key] for key in ("xmin", "ymin", "xmax", "ymax")]
+
+
+def test_task_is_registered_and_loads_the_processor(grounder):
+    assert isinstance(grounder, VisualGroundingPipeline)
+    assert grounder.max_text_len == 8
+
+
+def test_single_image_single_and_several_expressions(saved, grounder):
+    _, model, processor = saved
+    image = make_image(*IMAGES["wide"], seed=0)
+    single = grounder(image, EXPRESSIONS[0])
+    assert isinstance(single, dict) and single["expression"] == EXPRESSIONS[0]
+    expected = reference_boxes(model, processor, [(image, text) for text in EXPRESSIONS])
+    np.testing.assert_allclose(as_list(single), expected[0], atol=1e-4)
+
+    several = grounder(image, EXPRESSIONS, batch_size=3)
+    assert [result["expression"] for result in several] == EXPRESSIONS
+    np.testing.assert_allclose([as_list(result) for result in several], expected, atol=1e-4)
+
+
+def test_batched_images_of_different_sizes_with_several_expressions_each(saved, grounder, tmp_path):
+    _, model, processor = saved
+    images = [make_image(*size, seed=index) for index, size in enumerate(IMAGES.values())]
+    # one image as a local file, to cover paths too
+    images[1].save(tmp_path / "tall.png")
+    inputs = [images[0], str(tmp_path / "tall.png"), images[2]]
+    expressions = [EXPRESSIONS[:3], EXPRESSIONS[3], EXPRESSIONS[1:]]
+    pairs = [(images[0], text) for text in EXPRESSIONS[:3]] + [(images[1], EXPRESSIONS[3])]
+    pairs += [(images[2], text) for text in EXPRESSIONS[1:]]
+    expected = reference_boxes(model, processor, pairs)
+
+    for batch_size in (1, 4):
+        results = grounder(inputs, expressions, batch_size=batch_size)
+        assert [type(result) for result in results] == [list, dict, list]
+        flat = results[0] + [results[1]] + results[2]
+        assert [result["expression"] for result in flat] == [text for _, text in pairs]
+        np.testing.assert_allclose([as_list(result) for result in flat], expected, atol=1e-4)
+        # boxes are in each original image's pixels
+        for (image, _), result in zip(pairs, flat):
+            assert 0 <= result["box"]["xmin"] <= result["box"]["xmax"] <= image.width
+            assert 0 <= result["box"]["ymin"] <= result["box"]["ymax"] <= image.height
+
+    broadcast = grounder(images, "the dog", batch_size=2)
+    np.testing.assert_allclose(
+        [as_list(result) for result in broadcast],
+        reference_boxes(model, processor, [(image, "the dog") for image in images]),
+        atol=1e-4,
+    )
+    dicts = grounder([{"image": images[2], "expressions": ["the dog"]}], batch_size=2)
+    np.testing.assert_allclose(as_list(dicts[0][0]), expected[-1], atol=1e-4)
+
+
+def test_bad_inputs_are_named(grounder, tmp_path):
+    image = make_image(20, 20, seed=0)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        grounder(str(tmp_path / "missing.png"), "the dog")
+    with pytest.raises(ValueError, match="2 images and 3 expressions"):
+        grounder([image, image], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="empty expression"):
+        grounder(image, ["the dog", "  "])
+    with pytest.raises(ValueError, match="referring expression"):
+        grounder(image)
