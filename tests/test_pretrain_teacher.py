@@ -1,0 +1,70 @@
+"""scripts/pretrain_teacher.py on a tiny setting: trains a few steps and saves a teacher that loads offline."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoProcessor, CLIPModel
+
+from processing.synthetic import SyntheticGroundingConfig, generate_caption_dataset, save_synthetic_dataset
+from scripts.pretrain_teacher import build_teacher_processor, default_tokenizer_dir, load_captions, main, parse_args
+
+
+TINY = ["--image-size", "32", "--patch-size", "8", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2"]
+TINY += ["--projection-dim", "16", "--max-text-len", "40", "--batch-size", "8", "--max-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    output = tmp_path_factory.mktemp("teacher")
+    metrics = main(["--output-dir", str(output), "--num-train", "16", "--num-val", "8", "--logging-steps", "1"] + TINY)
+    assert metrics["num_pairs"] == 8
+    return output
+
+
+def test_saved_teacher_and_processor_load_and_run(teacher_dir):
+    model = CLIPModel.from_pretrained(teacher_dir)
+    processor = AutoProcessor.from_pretrained(teacher_dir)
+    inputs = processor(
+        images=[Image.new("RGB", (32, 32))] * 2,
+        text=["the second square from the left", "a small green triangle"],
+        padding="max_length",
+        max_length=20,
+        truncation=True,
+        return_tensors="pt",
+    )
+    assert set(inputs) == {"input_ids", "attention_mask", "pixel_values"}
+    assert inputs["pixel_values"].shape == (2, 3, 32, 32)
+    with torch.no_grad():
+        outputs = model(**inputs)
+    assert outputs.image_embeds.shape == outputs.text_embeds.shape == (2, 16)
+    metrics = json.loads((teacher_dir / "teacher_metrics.json").read_text())
+    assert {"image_to_text_top1", "text_to_image_top1", "chance_top1", "train_seconds"} <= set(metrics)
+
+
+def test_text_pooling_reads_the_sep_token_whatever_the_padding(teacher_dir):
+    model = CLIPModel.from_pretrained(teacher_dir).eval()
+    processor = AutoProcessor.from_pretrained(teacher_dir)
+    assert model.config.text_config.eos_token_id == processor.tokenizer.sep_token_id
+    text = ["the topmost star"]
+    short = processor(text=text, return_tensors="pt")
+    padded = processor(text=text, padding="max_length", max_length=20, return_tensors="pt")
+    with torch.no_grad():
+        embeds = [model.get_text_features(**batch).pooler_output for batch in (short, padded)]
+    torch.testing.assert_close(embeds[0], embeds[1])
+
+
+def test_saved_caption_dataset_is_accepted(tmp_path):
+    config = SyntheticGroundingConfig(image_size=32)
+    save_synthetic_dataset(generate_caption_dataset(8, 4, config=config), str(tmp_path / "captions"), config)
+    captions = load_captions(parse_args(["--output-dir", str(tmp_path), "--captions", str(tmp_path / "captions")]))
+    assert {split: len(data) for split, data in captions.items()} == {"train": 8, "val": 4}
+
+
+def test_clear_errors_for_missing_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Tokenizer folder"):
+        build_teacher_processor(32, str(tmp_path / "nope"), 40)
+    with pytest.raises(FileNotFoundError, match="--captions"):
+        main(["--output-dir", str(tmp_path), "--captions", str(tmp_path / "nope")] + TINY)
+    assert build_teacher_processor(32, default_tokenizer_dir(), 40).tokenizer.model_max_length == 40
