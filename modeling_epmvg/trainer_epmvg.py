@@ -55,6 +55,9 @@ class EpmVGTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the raw image and text columns."}
     )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "Every trainable EpmVG parameter is used in each step."}
+    )
 
 
 def parameter_groups(model: nn.Module, learning_rate: float, lr_backbone: float, weight_decay: float) -> list[dict]:

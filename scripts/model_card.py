@@ -1,0 +1,94 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""Renders model_card.md (Hub YAML header with a model-index of Acc@0.5 per split) into a trained model's folder."""
+
+import os
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model_card.md")
+
+
+def results_table(accuracies: dict[str, float]) -> str:
+    """A markdown table of Acc@0.5 (in %) per split."""
+    if not accuracies:
+        return "No evaluation results yet."
+    rows = [f"| {split} | {100 * value:.2f} |" for split, value in accuracies.items()]
+    return "\n".join(["| split | Acc@0.5 (%) |", "|---|---:|", *rows])
+
+
+def write_model_card(
+    output_dir: str,
+    model,
+    dataset_name: str,
+    accuracies: dict[str, float],
+    teacher: str | None = None,
+    training_summary: str = "",
+    repo_id: str | None = None,
+) -> str:
+    """
+    Writes `README.md` into `output_dir` from the template and returns its path.
+
+    Args:
+        output_dir (`str`): the saved model's folder.
+        model ([`EpmVGForVisualGrounding`]): the trained model (its config and size fill the card).
+        dataset_name (`str`): Hub id or description of the training data.
+        accuracies (`dict[str, float]`): Acc@0.5 in [0, 1] per evaluation split (becomes the model-index).
+        teacher (`str`, *optional*): the CLIP teacher used for distillation.
+        training_summary (`str`): free text about the run (epochs, batch size, time, hardware).
+        repo_id (`str`, *optional*): Hub repo the card's example loads from (default: the folder name).
+    """
+    config = model.config
+    repo_id = repo_id or os.path.basename(os.path.abspath(output_dir))
+    eval_results = [
+        EvalResult(
+            task_type="visual-grounding",
+            task_name="Referring Expression Comprehension",
+            dataset_type=dataset_name,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type="accuracy",
+            metric_name="Acc@0.5",
+            metric_value=round(100 * value, 2),
+        )
+        for split, value in accuracies.items()
+    ]
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="zero-shot-object-detection",
+        license="apache-2.0",
+        tags=["visual-grounding", "referring-expression-comprehension", "epmvg", "custom_code"],
+        datasets=[dataset_name] if "/" in dataset_name else None,
+        metrics=["accuracy"],
+        model_name=repo_id,
+        eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=TEMPLATE,
+        model_name=repo_id,
+        repo_id=repo_id,
+        image_size=config.image_size,
+        max_text_len=config.max_text_len,
+        backbone=f"{config.backbone_config.model_type} ({', '.join(map(str, config.backbone_config.hidden_sizes))})",
+        text_encoder=f"{config.text_config.model_type}, {config.text_config.num_hidden_layers} layers, "
+        f"width {config.text_config.hidden_size}",
+        d_model=config.d_model,
+        fusion_layers=config.fusion_layers,
+        num_parameters=f"{model.num_parameters():,}",
+        bbox_loss=config.bbox_loss,
+        giou_loss_coefficient=config.giou_loss_coefficient,
+        distillation_loss=config.distillation_loss,
+        alpha=config.distillation_image_coefficient,
+        beta=config.distillation_text_coefficient,
+        teacher=teacher or "none (distillation off)",
+        dataset_name=dataset_name,
+        training_summary=training_summary,
+        results_table=results_table(accuracies),
+    )
+    path = os.path.join(output_dir, "README.md")
+    card.save(path)
+    return path
+
+
+__all__ = ["results_table", "write_model_card"]
