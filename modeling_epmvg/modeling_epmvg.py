@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -125,7 +126,13 @@ def replace_batch_norm(module: nn.Module) -> None:
 
 
 class EpmVGConvEncoder(nn.Module):
-    """The CNN backbone (any `AutoBackbone`, ResNet-50 by default) with frozen BatchNorm and frozen early stages."""
+    """
+    The CNN backbone (any `AutoBackbone`, ResNet-50 by default) with frozen BatchNorm and frozen early stages.
+
+    A transformers ResNet is run block by block up to its output stage (later stages are not computed), and with
+    gradient checkpointing on, each residual block that trains is checkpointed (non-reentrant): the ResNet's
+    activations are most of the training memory.
+    """
 
     def __init__(self, config: EpmVGConfig):
         super().__init__()
@@ -134,6 +141,7 @@ class EpmVGConvEncoder(nn.Module):
             replace_batch_norm(self.model)
         self.num_channels = self.model.channels[-1]
         self.freeze_stages(config.freeze_backbone_stages)
+        self.gradient_checkpointing = False
 
     def freeze_stages(self, num_stages: int) -> None:
         """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1), leaving the rest trainable."""
@@ -142,11 +150,34 @@ class EpmVGConvEncoder(nn.Module):
             if name.startswith(frozen_prefixes):
                 parameter.requires_grad_(False)
 
+    def _resnet_blocks(self) -> list[nn.Module] | None:
+        """The stem and residual blocks of a transformers ResNet up to its last output stage; None otherwise."""
+        stages = getattr(getattr(self.model, "encoder", None), "stages", None)
+        if self.model.config.model_type != "resnet" or stages is None:
+            return None
+        last_stage = self.model.stage_names.index(self.model.out_features[-1])
+        return [self.model.embedder] + [block for stage in stages[:last_stage] for block in stage.layers]
+
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feature_map = self.model(pixel_values).feature_maps[-1]
+        blocks = self._resnet_blocks()
+        if blocks is None:
+            feature_map = self.model(pixel_values).feature_maps[-1]
+        else:
+            checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+            feature_map = pixel_values
+            for block in blocks:
+                if checkpointing and (feature_map.requires_grad or _has_trainable_parameters(block)):
+                    # non-reentrant: the first trainable block's input comes from frozen stages (no grad)
+                    feature_map = checkpoint(block, feature_map, use_reentrant=False)
+                else:
+                    feature_map = block(feature_map)
         # nearest downsampling of the mask, as DETR and TransVG do
         mask = F.interpolate(pixel_mask[:, None].float(), size=feature_map.shape[-2:])[:, 0].to(torch.bool)
         return feature_map, mask
+
+
+def _has_trainable_parameters(module: nn.Module) -> bool:
+    return any(parameter.requires_grad for parameter in module.parameters())
 
 
 class EpmVGSinePositionEmbedding(nn.Module):
@@ -497,9 +528,10 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
     @classmethod
     def from_backbone_text_pretrained(
         cls,
-        backbone_model_name_or_path: str,
+        backbone_model_name_or_path: str | None,
         text_model_name_or_path: str,
         pretrained_kwargs: dict | None = None,
+        text_config_kwargs: dict | None = None,
         **config_kwargs,
     ) -> "EpmVGForVisualGrounding":
         r"""
@@ -507,14 +539,17 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         the fusion encoder, projections, [REG] token and box head start from TransVG's random init.
 
         Args:
-            backbone_model_name_or_path (`str`):
+            backbone_model_name_or_path (`str`, *optional*):
                 Hub id or local folder of either an `AutoBackbone`-loadable vision model (e.g. a ResNet; its last
                 stage is used) or a DETR checkpoint with a transformers backbone, whose backbone, encoder and input
-                projection then initialize the whole visual branch (TransVG's initialization).
+                projection then initialize the whole visual branch (TransVG's initialization). `None` keeps the
+                visual branch random (built from `backbone_config` in `config_kwargs`, or ResNet-50).
             text_model_name_or_path (`str`):
                 Hub id or local folder of a BERT-family encoder (e.g. `bert-base-uncased`).
             pretrained_kwargs (`dict`, *optional*):
                 Passed to every `from_pretrained` call (`revision`, `cache_dir`, `local_files_only`, ...).
+            text_config_kwargs (`dict`, *optional*):
+                Overrides of the text encoder's config, e.g. `{"num_hidden_layers": 2}` keeps its first two layers.
             config_kwargs:
                 Other [`EpmVGConfig`] fields (`image_size`, `max_text_len`, `fusion_layers`, ...).
 
@@ -527,26 +562,24 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         ```
         """
         pretrained_kwargs = pretrained_kwargs or {}
-        text_model = AutoModel.from_pretrained(text_model_name_or_path, add_pooling_layer=False, **pretrained_kwargs)
-        vision_config = AutoConfig.from_pretrained(backbone_model_name_or_path, **pretrained_kwargs)
-        if vision_config.model_type == "detr":
-            vision_weights, vision_config_kwargs = _detr_visual_branch(backbone_model_name_or_path, pretrained_kwargs)
-        else:
-            backbone = _backbone_class(vision_config).from_pretrained(
-                backbone_model_name_or_path, out_features=[vision_config.stage_names[-1]], **pretrained_kwargs
+        text_model = AutoModel.from_pretrained(
+            text_model_name_or_path, add_pooling_layer=False, **pretrained_kwargs, **(text_config_kwargs or {})
+        )
+        weights = {f"text_backbone.{k}": v for k, v in text_model.state_dict().items()}
+        if backbone_model_name_or_path is not None:
+            vision_weights, vision_config_kwargs = _pretrained_visual_branch(
+                backbone_model_name_or_path, pretrained_kwargs
             )
-            vision_weights = {f"backbone.model.{k}": v for k, v in backbone.state_dict().items()}
-            vision_config_kwargs = {"backbone_config": backbone.config}
-        config = EpmVGConfig(text_config=text_model.config, **(vision_config_kwargs | config_kwargs))
-        model = cls(config)
-        weights = {f"text_backbone.{k}": v for k, v in text_model.state_dict().items()} | vision_weights
+            weights |= vision_weights
+            config_kwargs = vision_config_kwargs | config_kwargs
+        model = cls(EpmVGConfig(text_config=text_model.config, **config_kwargs))
         missing, unexpected = model.model.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"Pretrained weights that fit nowhere in EpmVG: {unexpected[:10]}")
         newly_initialized = sorted({name.split(".")[0] for name in missing})
         logger.warning(
             "EpmVG built from %s and %s; newly initialized (train them): %s",
-            backbone_model_name_or_path,
+            backbone_model_name_or_path or "a random visual branch",
             text_model_name_or_path,
             ", ".join(newly_initialized),
         )
@@ -630,6 +663,17 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+
+def _pretrained_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dict, dict]:
+    """Weights (named inside `EpmVGModel`) and config fields of a pretrained backbone or DETR checkpoint."""
+    vision_config = AutoConfig.from_pretrained(name_or_path, **pretrained_kwargs)
+    if vision_config.model_type == "detr":
+        return _detr_visual_branch(name_or_path, pretrained_kwargs)
+    backbone = _backbone_class(vision_config).from_pretrained(
+        name_or_path, out_features=[vision_config.stage_names[-1]], **pretrained_kwargs
+    )
+    return {f"backbone.model.{k}": v for k, v in backbone.state_dict().items()}, {"backbone_config": backbone.config}
 
 
 def _backbone_class(vision_config) -> type[PreTrainedModel]:

@@ -62,6 +62,10 @@ class ModelArguments:
         default=None,
         metadata={"help": "JSON of EpmVGConfig fields, e.g. '{\"distillation_image_coefficient\": 0}'."},
     )
+    text_config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "JSON of text-encoder config fields, e.g. '{\"num_hidden_layers\": 2}' (first 2 layers)."},
+    )
     freeze_text_encoder: bool = field(default=False, metadata={"help": "Keep the BERT encoder frozen."})
 
 
@@ -83,20 +87,28 @@ class DataArguments:
 
 
 def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
-    """The student: a checkpoint, pretrained parts, or a fresh config, with `config_overrides` applied."""
+    """The student: a checkpoint, pretrained parts (over `config_name`), or a fresh config; overrides applied."""
     overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
     if model_args.model_name_or_path:
         return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
-    if model_args.backbone_model_name_or_path and model_args.text_model_name_or_path:
-        return EpmVGForVisualGrounding.from_backbone_text_pretrained(
-            model_args.backbone_model_name_or_path, model_args.text_model_name_or_path, **overrides
-        )
-    if model_args.backbone_model_name_or_path or model_args.text_model_name_or_path:
-        raise ValueError(
-            "Pass both --backbone_model_name_or_path and --text_model_name_or_path to start from pretrained parts "
-            "(or --model_name_or_path for an EpmVG checkpoint)."
-        )
     config = EpmVGConfig.from_pretrained(model_args.config_name) if model_args.config_name else EpmVGConfig()
+    if model_args.text_model_name_or_path:
+        # the config file sets everything but the pretrained parts, whose configs come with their weights
+        fields = {name: getattr(config, name) for name in EpmVGConfig.__annotations__ if name != "text_config"}
+        fields |= overrides
+        if model_args.backbone_model_name_or_path:
+            fields.pop("backbone_config", None)
+        text_overrides = json.loads(model_args.text_config_overrides) if model_args.text_config_overrides else {}
+        return EpmVGForVisualGrounding.from_backbone_text_pretrained(
+            model_args.backbone_model_name_or_path,
+            model_args.text_model_name_or_path,
+            text_config_kwargs=text_overrides,
+            **fields,
+        )
+    if model_args.backbone_model_name_or_path:
+        raise ValueError(
+            "A pretrained backbone needs a text encoder too: pass --text_model_name_or_path (e.g. bert-base-uncased)."
+        )
     for key, value in overrides.items():
         setattr(config, key, value)
     return EpmVGForVisualGrounding(config)

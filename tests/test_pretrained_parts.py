@@ -93,3 +93,21 @@ def test_detr_checkpoint_initializes_backbone_encoder_and_input_projection(tmp_p
     assert torch.equal(detr.input_projection.weight, model.model.input_projection.weight)
     outputs = model(**random_inputs(model.config))
     assert outputs.pred_boxes.shape == (2, 4)
+
+
+def test_without_a_backbone_checkpoint_the_visual_branch_stays_random_and_the_text_encoder_can_be_truncated():
+    model = EpmVGForVisualGrounding.from_backbone_text_pretrained(
+        None,
+        minilm_path(),
+        text_config_kwargs={"num_hidden_layers": 2},
+        backbone_config=tiny_resnet_config(),
+        d_model=32,
+        vision_encoder_layers=1,
+        vision_encoder_ffn_dim=64,
+        **SMALL,
+    )
+    assert model.config.text_config.num_hidden_layers == 2
+    reference = AutoModel.from_pretrained(minilm_path(), add_pooling_layer=False).state_dict()
+    for name, tensor in model.model.text_backbone.state_dict().items():
+        assert torch.equal(tensor, reference[name]), name
+    assert model(**random_inputs(model.config)).pred_boxes.shape == (2, 4)
