@@ -54,8 +54,6 @@ def load_grounding_pipeline(
     The `"visual-grounding"` pipeline for a checkpoint (local folder or Hub id). The processor is read from the
     checkpoint unless `processor` names another folder or Hub id.
     """
-    if os.path.sep in model and not os.path.isdir(model):
-        raise FileNotFoundError(f"Model folder not found: {model!r}. Pass a saved checkpoint folder or a Hub id.")
     try:
         loaded_processor = AutoProcessor.from_pretrained(
             processor or model, trust_remote_code=trust_remote_code, revision=revision
@@ -65,14 +63,17 @@ def load_grounding_pipeline(
             f"Could not load an EpmVG processor from {processor or model!r} ({error}). Save one next to the model "
             "(EpmVGProcessor(...).save_pretrained(folder)) or pass --processor PATH."
         ) from error
-    return pipeline(
-        "visual-grounding",
-        model=model,
-        processor=loaded_processor,
-        device=device,
-        trust_remote_code=trust_remote_code,
-        revision=revision,
-    )
+    try:
+        return pipeline(
+            "visual-grounding",
+            model=model,
+            processor=loaded_processor,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+        )
+    except OSError as error:
+        raise ValueError(f"Could not load an EpmVG model from {model!r}: {error}") from error
 
 
 def predict(

@@ -59,6 +59,15 @@ def test_task_is_registered_and_loads_the_processor(grounder):
     assert grounder.max_text_len == 8
 
 
+def test_pipeline_from_objects_in_memory(saved):
+    _, model, processor = saved
+    image = make_image(30, 50, seed=5)
+    in_memory = pipeline("visual-grounding", model=model, processor=processor, device="cpu")
+    np.testing.assert_allclose(
+        as_list(in_memory(image, "the dog")), reference_boxes(model, processor, [(image, "the dog")])[0], atol=1e-4
+    )
+
+
 def test_single_image_single_and_several_expressions(saved, grounder):
     _, model, processor = saved
     image = make_image(*IMAGES["wide"], seed=0)

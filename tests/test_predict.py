@@ -87,6 +87,10 @@ def test_predict_reports_bad_input_without_a_traceback(checkpoint, tmp_path, cap
     save_model_and_processor(tmp_path / "full")[0].save_pretrained(model_only)
     assert predict.main([str(model_only), "--image", str(tmp_path / "a.png"), "--expression", "a"]) == 1
     assert "--processor" in capsys.readouterr().err
+    assert (
+        predict.main([str(tmp_path / "no_such_model"), "--image", str(tmp_path / "a.png"), "--expression", "a"]) == 1
+    )
+    assert "no_such_model" in capsys.readouterr().err
 
 
 def test_draw_grounding_colours_caption_and_grid():

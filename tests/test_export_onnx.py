@@ -1,0 +1,41 @@
+"""scripts/export_onnx.py: the exported inference graph matches PyTorch under ONNX Runtime (CPU) within 1e-4."""
+
+import json
+
+import pytest
+import torch
+
+from modeling_epmvg import EpmVGForVisualGrounding
+from scripts import export_onnx
+
+from .conftest import tiny_config
+from .test_hub_loading import save_model_and_processor
+
+
+onnxruntime = pytest.importorskip("onnxruntime")
+
+
+def test_cli_exports_with_the_default_exporter_and_matches_pytorch(tmp_path, capsys):
+    save_model_and_processor(tmp_path / "checkpoint")
+    assert export_onnx.main([str(tmp_path / "checkpoint"), str(tmp_path / "exported")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["exporter"] == "dynamo" and summary["processor_saved"]
+    assert summary["max_abs_diff"] <= 1e-4 and summary["checked_batch_sizes"] == [1, 3]
+    session = onnxruntime.InferenceSession(summary["onnx"], providers=["CPUExecutionProvider"])
+    assert [tensor.name for tensor in session.get_inputs()] == list(export_onnx.INPUT_NAMES)
+    assert [tensor.name for tensor in session.get_outputs()] == ["pred_boxes"]
+    assert {"config.json", "processor_config.json", "model.onnx"} <= {
+        p.name for p in (tmp_path / "exported").iterdir()
+    }
+
+
+def test_legacy_exporter_matches_pytorch_and_a_mismatch_is_reported(tmp_path):
+    torch.manual_seed(0)
+    model = EpmVGForVisualGrounding(tiny_config()).eval()
+    path = tmp_path / "model.onnx"
+    assert export_onnx.export_onnx(model, path, exporter="legacy") == "legacy"
+    assert export_onnx.check_onnx(model, path, batch_sizes=(1, 2, 5)) <= 1e-4
+    with torch.no_grad():
+        model.bbox_predictor.layers[2].bias.add_(1.0)
+    with pytest.raises(ValueError, match="ONNX Runtime and PyTorch differ"):
+        export_onnx.check_onnx(model, path)
