@@ -1,5 +1,10 @@
 """The "visual-grounding" pipeline: same boxes as model + processor + post-processing, single and batched."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +128,41 @@ def test_bad_inputs_are_named(grounder, tmp_path):
         grounder(image, ["the dog", "  "])
     with pytest.raises(ValueError, match="referring expression"):
         grounder(image)
+
+
+# Runs where the repository's packages cannot be imported: the pipeline code comes from the saved folder.
+REMOTE_PIPELINE_SCRIPT = """
+import json, sys
+for name in ("modeling_epmvg", "processing", "scripts"):
+    sys.modules[name] = None
+from PIL import Image
+from transformers import pipeline
+
+grounder = pipeline(model=sys.argv[1], trust_remote_code=True, device="cpu")
+image = Image.open(sys.argv[2])
+print(json.dumps({"module": type(grounder).__module__, "result": grounder(image, "the dog")}))
+"""
+
+
+def test_saved_pipeline_runs_from_the_folder_without_the_package(saved, grounder, tmp_path):
+    _, model, processor = saved
+    grounder.save_pretrained(tmp_path / "pipe")
+    processor.save_pretrained(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "pipeline_epmvg.py").is_file()
+    image = make_image(36, 52, seed=7)
+    image.save(tmp_path / "image.png")
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", PYTHONPATH="")
+    completed = subprocess.run(
+        [sys.executable, "-c", REMOTE_PIPELINE_SCRIPT, str(tmp_path / "pipe"), str(tmp_path / "image.png")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    remote = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert remote["module"].startswith("transformers_modules.")
+    np.testing.assert_allclose(
+        as_list(remote["result"]), reference_boxes(model, processor, [(image, "the dog")])[0], atol=1e-4
+    )
