@@ -193,6 +193,7 @@ def train(
     if eval_dataset is not None:
         metrics |= trainer.evaluate()
     trainer.save_model()
+    trainer.save_state()
     if trainer.is_world_process_zero():
         processor.save_pretrained(training_args.output_dir)
         accuracies = {data_args.eval_split: metrics["eval_accuracy"]} if "eval_accuracy" in metrics else {}
