@@ -143,6 +143,10 @@ def test_config_validation_and_round_trip():
         SyntheticGroundingConfig(shapes=("hexagon",))
     with pytest.raises(ValueError, match="Held-out pair"):
         SyntheticGroundingConfig(held_out_pairs=(("pink", "star"),))
+    with pytest.raises(ValueError, match="weights"):
+        SyntheticGroundingConfig(expression_types=(("attribute", 0.0),))
+    with pytest.raises(ValueError, match="test split needs held-out"):
+        generate_synthetic_dataset(1, 1, 1, config=SyntheticGroundingConfig(held_out_pairs=()))
 
 
 def test_cli_saves_a_loadable_dataset_with_config_and_baselines(tmp_path, capsys):

@@ -17,6 +17,7 @@ from .scene import SyntheticGroundingConfig, box_intersection, crop_object, rend
 # a larger dataset starts with the scenes of a smaller one
 _STREAMS = {"train": 0, "val": 1, "test": 2, "captions_train": 3, "captions_val": 4}
 CONFIG_NAME = "synthetic_config.json"
+_EMPTY_SCENES_LIMIT = 200
 
 SYNTHETIC_METADATA_COLUMNS = ("expression_type", "target_index", "scene_objects")
 """Columns added to the unified schema: the expression's type, the target's index in `scene_objects`, and every
@@ -58,6 +59,8 @@ def _grounding_split(split: str, num_examples: int, config: SyntheticGroundingCo
     held_out_pairs = set(map(tuple, config.held_out_pairs))
     index = 0
     while len(rows["expression"]) < num_examples:
+        if index >= _EMPTY_SCENES_LIMIT and not rows["expression"]:
+            raise ValueError(f"No expression could be generated in {index} scenes: check expression_types/objects.")
         rng, objects, image = _scene(config, seed, split, index, held_out)
         image_id, image_bytes, made = f"synthetic-{split}-{index:06d}", _png(image), 0
         for target in rng.permutation(len(objects)):
@@ -125,6 +128,8 @@ def generate_synthetic_dataset(
     for split, size in sizes.items():
         if size < 0:
             raise ValueError(f"num_{split} must be >= 0, got {size}.")
+    if num_test > 0 and not config.held_out_pairs:
+        raise ValueError("The test split needs held-out (colour, shape) pairs: set held_out_pairs or num_test=0.")
     return DatasetDict({split: _grounding_split(split, n, config, seed) for split, n in sizes.items() if n > 0})
 
 

@@ -26,6 +26,7 @@ HELD_OUT_PAIRS = (
     ("purple", "diamond"),
 )
 EXPRESSION_TYPES = (("attribute", 0.4), ("relation", 0.2), ("extreme", 0.25), ("ordinal", 0.15))
+_SCENE_TRIES = 100
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class SyntheticGroundingConfig:
             raise ValueError(
                 f"Unknown expression types {sorted(unknown_types)}: use {[t for t, _ in EXPRESSION_TYPES]}."
             )
+        weights = [weight for _, weight in self.expression_types]
+        if not weights or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"expression_types weights must be >= 0 with a positive sum, got {weights}.")
 
     @property
     def allowed_pairs(self) -> list[tuple[str, str]]:
@@ -188,7 +192,7 @@ def sample_scene(rng: np.random.Generator, config: SyntheticGroundingConfig, hel
         `list[SyntheticObject]` in drawing order (later objects occlude earlier ones).
     """
     pairs = [(c, s) for c, _ in config.colors for s in config.shapes] if held_out else config.allowed_pairs
-    while True:
+    for _ in range(_SCENE_TRIES):
         count = int(rng.integers(config.min_objects, config.max_objects + 1))
         kinds = [pairs[i] for i in rng.integers(len(pairs), size=count)]
         if held_out:
@@ -203,6 +207,10 @@ def sample_scene(rng: np.random.Generator, config: SyntheticGroundingConfig, hel
         # the first object always fits (so a held-out one is always there); too crowded scenes are redrawn
         if len(objects) >= config.min_objects:
             return [objects[i] for i in rng.permutation(len(objects))]
+    raise ValueError(
+        f"Could not fit {config.min_objects} objects in a {config.image_size}px image: lower min_objects, the sizes "
+        "or raise max_overlap."
+    )
 
 
 def _unit_polygon(shape: str) -> list[tuple[float, float]]:
