@@ -1,0 +1,56 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""
+CPU efficiency helpers for the scripts (never imported by the model files).
+
+glibc returns every large freed block (>= 32 MB by default, less after its dynamic threshold adapts) to the OS and
+page-faults fresh memory in on the next allocation: with EpmVG's feature maps that is tens of MB per layer, and
+REFERENCE.md section 4 measured 36-41% of a batch-8 forward at 640 in page faults. Keeping freed memory in the
+process removes that cost for inference; `scripts/benchmark.py` measures it (`+malloc` cases).
+"""
+
+import ctypes
+import ctypes.util
+import sys
+
+
+# mallopt parameter numbers from glibc's malloc.h
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+# the environment variables with the same effect, for child processes (read by glibc at process start)
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2**30)}
+
+
+def keep_freed_memory() -> bool:
+    r"""
+    Tells glibc's allocator to keep freed memory for reuse instead of returning it to the OS (no mmap for large
+    blocks, no trimming of the heap): repeated forwards then reuse warm pages instead of page-faulting them in again.
+    The process keeps its peak memory until it exits, so use it in inference / evaluation processes.
+
+    Same effect as starting Python with `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`; call it before the
+    large tensors are allocated. Does nothing (and returns False) where the C library is not glibc.
+
+    Returns:
+        `bool`: whether the allocator settings were applied.
+
+    Examples:
+
+    ```python
+    >>> from scripts.efficiency import keep_freed_memory
+    >>> keep_freed_memory()  # doctest: +SKIP
+    True
+    ```
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # the trim threshold is an int here: the largest value keeps the heap from ever being trimmed
+    # forked DataLoader workers inherit the settings; spawned processes need MALLOC_ENV in their environment
+    return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+
+
+__all__ = ["MALLOC_ENV", "keep_freed_memory"]

@@ -1,0 +1,167 @@
+"""Every efficiency option gives the plain path's outputs and gradients (atol 1e-4); the benchmark's case grammar."""
+
+import pytest
+import torch
+
+from modeling_epmvg import EpmVGForVisualGrounding
+from scripts.benchmark import check_targets, parse_case
+
+from .conftest import random_inputs, tiny_config
+
+
+ATOL = 1e-4
+
+
+def _pair(**overrides) -> tuple[EpmVGForVisualGrounding, EpmVGForVisualGrounding]:
+    """Two identical tiny models in train mode, without dropout (so both paths draw no random numbers)."""
+    torch.manual_seed(0)
+    config = tiny_config(dropout=0.0, **overrides)
+    config.text_config.hidden_dropout_prob = config.text_config.attention_probs_dropout_prob = 0.0
+    plain = EpmVGForVisualGrounding(config).train()
+    other = EpmVGForVisualGrounding(config).train()
+    other.load_state_dict(plain.state_dict())
+    return plain, other
+
+
+def _outputs_and_gradients(model: EpmVGForVisualGrounding, inputs: dict, call=None, **kwargs) -> tuple[dict, dict]:
+    """Outputs and parameter gradients of `call` (defaults to `model`; e.g. a compiled wrapper of it)."""
+    model.zero_grad(set_to_none=True)
+    outputs = (model if call is None else call)(**inputs, **kwargs)
+    (outputs.loss + outputs.image_embeds.sum() + outputs.text_embeds.sum()).backward()
+    values = {name: getattr(outputs, name).detach() for name in ("loss", "pred_boxes", "last_hidden_state")}
+    gradients = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    return values, gradients
+
+
+def _assert_same(left: tuple[dict, dict], right: tuple[dict, dict]) -> None:
+    (left_values, left_grads), (right_values, right_grads) = left, right
+    for name, value in left_values.items():
+        torch.testing.assert_close(right_values[name], value, atol=ATOL, rtol=ATOL, msg=name)
+    assert left_grads.keys() == right_grads.keys()
+    for name, gradient in left_grads.items():
+        torch.testing.assert_close(right_grads[name], gradient, atol=ATOL, rtol=ATOL, msg=name)
+
+
+def test_sdpa_path_equals_explicit_attention_in_outputs_and_gradients():
+    plain, explicit = _pair()
+    inputs = random_inputs(plain.config)
+    explicit_result = _outputs_and_gradients(explicit, inputs, output_attentions=True)
+    _assert_same(_outputs_and_gradients(plain, inputs), explicit_result)
+
+
+@pytest.mark.parametrize("stage", ["stage4", "stage3"])
+def test_gradient_checkpointing_equals_plain_path_and_recomputes_the_trainable_resnet_blocks(stage):
+    backbone = tiny_config().backbone_config
+    backbone.out_features = [stage]
+    plain, checkpointed = _pair(backbone_config=backbone, backbone_stride=32 if stage == "stage4" else 16)
+    checkpointed.gradient_checkpointing_enable()
+    stages = checkpointed.model.backbone.model.encoder.stages
+    calls = {"frozen": 0, "trainable": 0}
+    for name, block in (("frozen", stages[0].layers[0]), ("trainable", stages[1].layers[0])):
+        block.forward = _counting(block.forward, calls, name)
+    inputs = random_inputs(plain.config)
+    _assert_same(_outputs_and_gradients(plain, inputs), _outputs_and_gradients(checkpointed, inputs))
+    # the trainable block runs again in the backward pass, the frozen one (no graph) only once
+    assert calls == {"frozen": 1, "trainable": 2}
+
+
+def _counting(forward, calls: dict, name: str):
+    def counted(*args, **kwargs):
+        calls[name] += 1
+        return forward(*args, **kwargs)
+
+    return counted
+
+
+def test_block_by_block_resnet_equals_the_backbone_and_skips_unused_stages():
+    backbone = tiny_config().backbone_config
+    backbone.out_features = ["stage3"]
+    model = EpmVGForVisualGrounding(tiny_config(backbone_config=backbone, backbone_stride=16)).eval()
+    inputs = random_inputs(model.config)
+    encoder = model.model.backbone
+    calls = {"stage4": 0}
+    last_stage = encoder.model.encoder.stages[3]
+    last_stage.forward = _counting(last_stage.forward, calls, "stage4")
+    with torch.no_grad():
+        feature_map, _ = encoder(inputs["pixel_values"], inputs["pixel_mask"])
+        reference = encoder.model(inputs["pixel_values"]).feature_maps[-1]  # runs every stage
+    torch.testing.assert_close(feature_map, reference, atol=0, rtol=0)
+    assert calls == {"stage4": 1}  # only the reference call computed stage 4
+
+
+def test_channels_last_gives_the_same_outputs_and_gradients():
+    plain, channels_last = _pair()
+    channels_last.to(memory_format=torch.channels_last)
+    inputs = random_inputs(plain.config)
+    pixel_values = inputs["pixel_values"].contiguous(memory_format=torch.channels_last)
+    channels_last_inputs = dict(inputs, pixel_values=pixel_values)
+    _assert_same(_outputs_and_gradients(plain, inputs), _outputs_and_gradients(channels_last, channels_last_inputs))
+
+
+def test_inference_mode_prediction_equals_no_grad():
+    model = EpmVGForVisualGrounding(tiny_config()).eval()
+    inputs = {key: value for key, value in random_inputs(model.config).items() if key != "labels"}
+    with torch.no_grad():
+        reference = model(**inputs).pred_boxes
+    with torch.inference_mode():
+        fast = model(**inputs).pred_boxes
+    torch.testing.assert_close(fast, reference, atol=0, rtol=0)
+
+
+def test_compiled_model_gives_the_same_outputs_and_gradients():
+    plain, compiled = _pair()
+    inputs = random_inputs(plain.config)
+    # aot_eager traces forward and backward like inductor does, without the C++ compilation time
+    try:
+        result = _outputs_and_gradients(compiled, inputs, call=torch.compile(compiled, backend="aot_eager"))
+    finally:
+        torch._dynamo.reset()
+    _assert_same(_outputs_and_gradients(plain, inputs), result)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "batch_size", "image_size", "options"),
+    [
+        ("forward-b1-640", "forward", 1, 640, ()),
+        ("train-b8-320+cached+ckpt", "train", 8, 320, ("cached", "ckpt")),
+        ("data-640", "data", 1, 640, ()),
+        ("roofline", "roofline", 1, 640, ()),
+    ],
+)
+def test_benchmark_case_names_parse(name, kind, batch_size, image_size, options):
+    case = parse_case(name)
+    assert (case.kind, case.batch_size, case.image_size, case.options) == (kind, batch_size, image_size, options)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("forward-b1-640+ckpt", "train cases only"),
+        ("train-b8-640+fast", "Unknown option"),
+        ("train-b8-650", "multiple of 32"),
+        ("backward-b8-640", "Unknown benchmark case"),
+        ("train-b8-640+live+cached", "one teacher mode"),
+    ],
+)
+def test_bad_benchmark_case_names_are_explained(name, message):
+    with pytest.raises(ValueError, match=message):
+        parse_case(name)
+
+
+def test_benchmark_targets_use_the_transvg_ratios():
+    rows = [
+        {"case": "forward-b1-640", "median_s": 0.8},
+        {"case": "train-b8-640", "median_s": 20.0},
+        {"case": "train-b8-640+ckpt", "median_s": 24.0, "peak_rss_gb": 4.0},
+        {"case": "train-b8-640+cached", "median_s": 20.5},
+        {"case": "data-640", "images_per_s": 70.0},
+    ]
+    met = {target["target"]: target["met"] for target in check_targets(rows)}
+    assert met == {
+        "forward b1@640 (s)": True,
+        "train step b8@640 (s)": False,  # 20.0 > 0.9 x 21.5
+        "peak RSS train b8@640 + ckpt (GB)": True,
+        "ckpt step time / plain step time": True,
+        "cached teacher / distillation off @640": True,
+        "data pipeline data-640 (images/s per worker)": True,
+    }
