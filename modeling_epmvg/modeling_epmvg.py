@@ -109,7 +109,8 @@ class EpmVGFrozenBatchNorm2d(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         scale = self.weight * (self.running_var + self.eps).rsqrt()
         shift = self.bias - self.running_mean * scale
-        return hidden_states * scale[None, :, None, None] + shift[None, :, None, None]
+        # one fused pass (and one new feature map) instead of a multiply and an add
+        return torch.addcmul(shift[None, :, None, None], hidden_states, scale[None, :, None, None])
 
 
 def replace_batch_norm(module: nn.Module) -> None:
@@ -142,6 +143,11 @@ class EpmVGConvEncoder(nn.Module):
         self.num_channels = self.model.channels[-1]
         self.freeze_stages(config.freeze_backbone_stages)
         self.gradient_checkpointing = False
+        if self._resnet_blocks() is not None:
+            # a ResNet's ReLUs follow a BatchNorm or a residual sum, whose outputs nothing else reads: in place is safe
+            for module in self.model.modules():
+                if isinstance(module, nn.ReLU):
+                    module.inplace = True
 
     def freeze_stages(self, num_stages: int) -> None:
         """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1), leaving the rest trainable."""
