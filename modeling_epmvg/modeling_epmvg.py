@@ -150,8 +150,9 @@ class EpmVGConvEncoder(nn.Module):
                     module.inplace = True
 
     def freeze_stages(self, num_stages: int) -> None:
-        """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1), leaving the rest trainable."""
-        frozen_prefixes = ("embedder.",) + tuple(f"encoder.stages.{index}." for index in range(num_stages))
+        """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1); 0 freezes nothing."""
+        stages = tuple(f"encoder.stages.{index}." for index in range(num_stages))
+        frozen_prefixes = ("embedder.", *stages) if num_stages > 0 else ()
         for name, parameter in self.model.named_parameters():
             if name.startswith(frozen_prefixes):
                 parameter.requires_grad_(False)

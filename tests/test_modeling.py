@@ -220,3 +220,8 @@ def test_a_stride_16_backbone_gives_four_times_the_visual_tokens():
     model = EpmVGForVisualGrounding(tiny_config(backbone_config=backbone, backbone_stride=16))
     outputs = model(**random_inputs(model.config))
     assert outputs.last_hidden_state.shape[1] == 1 + 8 + (64 // 16) ** 2
+
+
+def test_freeze_backbone_stages_zero_trains_the_whole_backbone_including_the_stem():
+    model = EpmVGForVisualGrounding(tiny_config(freeze_backbone_stages=0))
+    assert all(parameter.requires_grad for parameter in model.model.backbone.parameters())
