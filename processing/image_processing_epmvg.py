@@ -121,6 +121,16 @@ def _pil_to_rgb_array(image: PIL.Image.Image) -> np.ndarray:
     return convert_to_rgb(image, return_numpy=True)
 
 
+def _affine_normalization(
+    do_rescale: bool, rescale_factor: float, do_normalize: bool, image_mean, image_std
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel `(scale, shift)` with `x * scale - shift == normalize(rescale(x))`, as (3, 1, 1) float32 arrays."""
+    rescale = rescale_factor if do_rescale else 1.0
+    mean = np.broadcast_to(np.asarray(image_mean if do_normalize else 0.0, dtype=np.float64), (3,))
+    std = np.broadcast_to(np.asarray(image_std if do_normalize else 1.0, dtype=np.float64), (3,))
+    return (rescale / std).astype(np.float32)[:, None, None], (mean / std).astype(np.float32)[:, None, None]
+
+
 class EpmVGImageProcessor(PilBackend):
     r"""
     Constructs an EpmVG image processor (TransVG's evaluation transform): the image is resized so that its long side
@@ -305,16 +315,16 @@ class EpmVGImageProcessor(PilBackend):
             data["labels"] = self.boxes_to_canvas(boxes, image_sizes, offsets, do_resize, canvas_size)
         geometries = self._letterbox_geometries(image_sizes, canvas_size, offsets, do_resize)
 
+        scale, shift = _affine_normalization(do_rescale, rescale_factor, do_normalize, image_mean, image_std)
         pixel_values = np.zeros((len(images), 3, canvas_size, canvas_size), dtype=np.float32)
         pixel_mask = np.zeros((len(images), canvas_size, canvas_size), dtype=np.int64)
         for index, (image, (_, new_height, new_width, top, left)) in enumerate(zip(images, geometries)):
             if do_resize:
                 image = self.resize(image, SizeDict(height=new_height, width=new_width), resample)
-            if do_rescale:
-                image = self.rescale(image, rescale_factor)
-            if do_normalize:
-                image = self.normalize(image, image_mean, image_std)
-            pixel_values[index, :, top : top + new_height, left : left + new_width] = image
+            # rescale and normalize as one affine map written straight into the canvas: no intermediate copies
+            region = pixel_values[index, :, top : top + new_height, left : left + new_width]
+            np.multiply(image, scale, out=region, casting="unsafe")
+            region -= shift
             pixel_mask[index, top : top + new_height, left : left + new_width] = 1
         data.update(pixel_values=pixel_values, pixel_mask=pixel_mask)
         return BatchFeature(data=data, tensor_type=return_tensors)

@@ -24,10 +24,11 @@ Options appended with `+` (e.g. `train-b8-640+ckpt`, `forward-b8-640+malloc+cl`)
   embeddings in the batch (no teacher forward).
 - `ckpt`: gradient checkpointing (`model.gradient_checkpointing_enable()`).
 - `cl`: channels_last memory format for the convolutional backbone and the pixel values.
-- `compile`: `torch.compile(model)` (compilation happens in the warm-up runs).
+- `compile`: `torch.compile(model)`, for inference with inductor's `freezing` (weights folded as constants:
+  BatchNorm into the convolutions, fused ReLUs); compilation happens in the warm-up run and is reported.
 - `nograd`: forward under `torch.no_grad()` instead of `torch.inference_mode()`.
-- `malloc`: glibc allocator that keeps freed memory (`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=64 GiB`), so large
-  tensors are not returned to the OS and page-faulted in again every iteration.
+- `malloc`: glibc keeps freed memory (`scripts.efficiency.keep_freed_memory()`, i.e. `MALLOC_MMAP_MAX_=0` and no
+  trimming), so large tensors are not returned to the OS and page-faulted in again every iteration.
 - `bf16`: bf16 autocast (CUDA only: this CPU has no native bf16 and runs it ~250x slower than fp32).
 
 Examples:
@@ -108,6 +109,7 @@ FULL_CASES = (
     "forward-b1-640",
     "forward-b1-640+malloc",
     "forward-b1-640+cl",
+    "forward-b1-640+compile",
     "forward-b8-640",
     "forward-b8-640+malloc",
     "forward-b1-320",
@@ -277,6 +279,10 @@ def _prepare(model, batch: dict, options: tuple[str, ...]):
     if "ckpt" in options:
         model.gradient_checkpointing_enable()
     if "compile" in options:
+        import torch._inductor.config
+
+        # inference only: parameters become constants, BatchNorm folds into the convolutions
+        torch._inductor.config.freezing = not model.training
         model = torch.compile(model)
     return model, batch
 
@@ -307,7 +313,8 @@ def run_forward(case: BenchmarkCase, warmup: int, repeats: int, device) -> dict:
         with grad_mode(), _autocast(device, case.options):
             return model(**batch).pred_boxes
 
-    return {"times": time_function(forward, warmup, repeats, device)}
+    first = time_function(forward, 0, 1, device)[0]  # includes compilation with +compile
+    return {"times": time_function(forward, max(warmup - 1, 0), repeats, device), "first_run_s": first}
 
 
 def build_trainer(model, teacher, batch_size: int, device, output_dir: str):
@@ -345,7 +352,8 @@ def run_train(case: BenchmarkCase, warmup: int, repeats: int, device) -> dict:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        return {"times": time_function(step, warmup, repeats, device)}
+        first = time_function(step, 0, 1, device)[0]  # includes compilation with +compile
+        return {"times": time_function(step, max(warmup - 1, 0), repeats, device), "first_run_s": first}
 
 
 def _cpu_sdpa_flop_mapping() -> dict:
@@ -488,11 +496,17 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
     }
 
 
-def run_child(case_name: str, warmup: int, repeats: int, threads: int | None, device_name: str) -> dict:
+def run_child(
+    case_name: str, warmup: int, repeats: int, threads: int | None, device_name: str, malloc: bool = False
+) -> dict:
     """Runs one case in this process and returns its result (times, peak memory, extras)."""
-    import torch
+    from scripts.efficiency import keep_freed_memory
 
     case = parse_case(case_name)
+    allocator_tuned = keep_freed_memory() if malloc or "malloc" in case.options else False
+    load_before = os.getloadavg()[0]
+    import torch
+
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -511,6 +525,8 @@ def run_child(case_name: str, warmup: int, repeats: int, threads: int | None, de
         result = run_data(case, warmup, repeats)
     result["peak_rss_gb"] = peak_rss_gb()
     result["threads"] = torch.get_num_threads()
+    result["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["allocator_tuned"] = allocator_tuned
     if device.type == "cuda":
         result["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     return result
@@ -539,16 +555,14 @@ class CaseResult:
 
 def run_case_subprocess(case: BenchmarkCase, args: argparse.Namespace) -> dict:
     """Runs one case in a fresh Python process and returns its result, or `{"error": ...}`."""
-    from scripts.efficiency import MALLOC_ENV
-
     command = [sys.executable, str(Path(__file__).resolve()), "--child", case.name, "--device", args.device]
     command += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    if "malloc" in case.options or args.malloc:
+        command.append("--malloc")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    if "malloc" in case.options or args.malloc:
-        env.update(MALLOC_ENV)
     try:
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.case_timeout)
     except subprocess.TimeoutExpired:
@@ -640,7 +654,7 @@ def gflops(case: BenchmarkCase, median: float, flops: dict) -> float | None:
 def summarize(cases: list[BenchmarkCase], results: dict[str, CaseResult]) -> list[dict]:
     """One row per case: median / min time, throughput, GFLOP/s, share of the roofline, peak memory, TransVG ratio."""
     flops = {
-        case.image_size: {key: values[0] for key, values in results[case.name].extra.items()}
+        case.image_size: {key: values[0] for key, values in results[case.name].extra.items() if key.endswith("_flops")}
         for case in cases
         if case.kind == "flops" and results[case.name].extra
     }
@@ -671,6 +685,8 @@ def summarize(cases: list[BenchmarkCase], results: dict[str, CaseResult]) -> lis
         if reference and result.median and set(case.options) <= {"malloc", "cl", "nograd", "compile"}:
             row["vs_transvg_time"] = result.median / reference[0]
             row["vs_transvg_rss"] = result.peak_rss_gb / reference[1]
+        if result.extra.get("first_run_s") and "compile" in case.options:
+            row["first_run_s"] = max(result.extra["first_run_s"])  # compilation included
         if result.errors:
             row["errors"] = result.errors
         rows.append(row)
@@ -753,7 +769,9 @@ def markdown_report(report: dict) -> str:
             "| "
             + " | ".join(
                 [
-                    case + (" (failed)" if row.get("errors") and not row.get("median_s") else ""),
+                    case
+                    + (" (failed)" if row.get("errors") and not row.get("median_s") else "")
+                    + (f" (first run {row['first_run_s']:.0f} s)" if row.get("first_run_s") else ""),
                     _format(row.get("median_s"), 3),
                     _format(row.get("min_s"), 3),
                     _format(row.get("runs")),
@@ -792,13 +810,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="A small set (320, plus batch 1 at 640): < 5 minutes.")
     parser.add_argument("--cases", help="Comma-separated case names (see the module docstring).")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="Timed runs per case and round (default 3; 2 quick)."
-    )
+    parser.add_argument("--repeats", type=int, default=None, help="Timed runs per case and round (default 2).")
     parser.add_argument("--warmup", type=int, default=1, help="Untimed runs before timing (default 1).")
     parser.add_argument("--rounds", type=int, default=None, help="Passes over the case list (default 2; 1 quick).")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per case (default: torch's own).")
-    parser.add_argument("--malloc", action="store_true", help="Run every case with the allocator settings of +malloc.")
+    parser.add_argument("--malloc", action="store_true", help="Run every case with the allocator setting of +malloc.")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available).")
     parser.add_argument("--output-json", default=None, help="Write the full results to this JSON file.")
     parser.add_argument("--markdown", default=None, help="Also write the markdown table to this file.")
@@ -807,7 +823,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 2 if args.quick else 3
+        args.repeats = 2
     if args.rounds is None:
         args.rounds = 1 if args.quick else 2
     if args.repeats < 1 or args.rounds < 1 or args.warmup < 0:
@@ -823,7 +839,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     """Runs the benchmark (or, with the internal `--child`, one case) and prints the markdown report."""
     args = parse_args(argv)
     if args.child:
-        result = run_child(args.child, args.warmup, args.repeats, args.threads, args.device)
+        result = run_child(args.child, args.warmup, args.repeats, args.threads, args.device, args.malloc)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return result
     try:

@@ -16,8 +16,6 @@ import sys
 # mallopt parameter numbers from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-# the environment variables with the same effect, for child processes (read by glibc at process start)
-MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 * 2**30)}
 
 
 def keep_freed_memory() -> bool:
@@ -49,8 +47,8 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # the trim threshold is an int here: the largest value keeps the heap from ever being trimmed
-    # forked DataLoader workers inherit the settings; spawned processes need MALLOC_ENV in their environment
+    # forked DataLoader workers inherit the settings; spawned processes need the environment variables above
     return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
 
 
-__all__ = ["MALLOC_ENV", "keep_freed_memory"]
+__all__ = ["keep_freed_memory"]
