@@ -29,7 +29,7 @@ demo-ablation: $(STAMP)
 	$(PY) scripts/demo.py --output-dir demo_output --ablation
 
 benchmark: $(STAMP)
-	$(PY) scripts/benchmark.py
+	$(PY) scripts/benchmark.py --output-json benchmark.json --markdown benchmark.md
 
 clean:
 	rm -rf $(VENV) demo_output build *.egg-info

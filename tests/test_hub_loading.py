@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -15,6 +13,7 @@ from modeling_epmvg import EpmVGForVisualGrounding
 from processing import EpmVGImageProcessor, EpmVGProcessor
 
 from .conftest import tiny_config, tiny_tokenizer
+from .remote_code import run_without_package
 
 
 EXPRESSIONS = ["the red circle", "the small square left of the star"]
@@ -80,17 +79,9 @@ def test_saved_folder_loads_with_trust_remote_code_where_the_package_is_not_impo
     assert {"image_processing_epmvg.py", "processing_epmvg.py"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
 
-    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", PYTHONPATH="")
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(tmp_path / "checkpoint"), json.dumps(EXPRESSIONS)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    remote = run_without_package(
+        REMOTE_CODE_SCRIPT, str(tmp_path / "checkpoint"), json.dumps(EXPRESSIONS), cwd=tmp_path
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    remote = json.loads(completed.stdout.strip().splitlines()[-1])
     assert remote["model_module"].startswith("transformers_modules.")
     assert remote["processor_module"].startswith("transformers_modules.")
     np.testing.assert_allclose(remote["boxes"], predict(model, processor), atol=1e-5)

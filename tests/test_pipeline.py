@@ -1,10 +1,5 @@
 """The "visual-grounding" pipeline: same boxes as model + processor + post-processing, single and batched."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +8,7 @@ from transformers import pipeline
 
 from processing import VisualGroundingPipeline
 
+from .remote_code import run_without_package
 from .test_hub_loading import save_model_and_processor
 
 
@@ -151,17 +147,9 @@ def test_saved_pipeline_runs_from_the_folder_without_the_package(saved, grounder
     assert (tmp_path / "pipe" / "pipeline_epmvg.py").is_file()
     image = make_image(36, 52, seed=7)
     image.save(tmp_path / "image.png")
-    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", PYTHONPATH="")
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_PIPELINE_SCRIPT, str(tmp_path / "pipe"), str(tmp_path / "image.png")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    remote = run_without_package(
+        REMOTE_PIPELINE_SCRIPT, str(tmp_path / "pipe"), str(tmp_path / "image.png"), cwd=tmp_path
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    remote = json.loads(completed.stdout.strip().splitlines()[-1])
     assert remote["module"].startswith("transformers_modules.")
     np.testing.assert_allclose(
         as_list(remote["result"]), reference_boxes(model, processor, [(image, "the dog")])[0], atol=1e-4
