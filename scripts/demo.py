@@ -57,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run(command: list[str], step: str) -> None:
     """Runs one of the project's command lines, showing it and its progress bars."""
     print(f"\n[{step}] $ {' '.join(command)}", flush=True)
+    started = time.time()
     subprocess.run([sys.executable, *command], check=True, cwd=REPOSITORY)
+    print(f"[{step}] done in {(time.time() - started) / 60:.1f} min", flush=True)
 
 
 def generate_data(args, folder: str) -> dict:
