@@ -25,6 +25,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from scripts.efficiency import keep_freed_memory
+
 
 logger = logging.getLogger("epmvg.evaluate")
 
@@ -219,7 +221,10 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> None:
     """Console entry point (`epmvg-evaluate`)."""
-    run(parse_args(argv))
+    args = parse_args(argv)
+    # an inference process: reusing freed feature-map memory halves the 640 forward here (scripts/benchmark.py)
+    keep_freed_memory()
+    run(args)
 
 
 if __name__ == "__main__":
