@@ -169,6 +169,9 @@ def train(
         if data_args.cache_teacher_embeddings:
             with training_args.main_process_first(desc="caching teacher embeddings"):
                 train_dataset = cache_teacher_embeddings(train_dataset, teacher, teacher_processor)
+                if eval_dataset is not None:
+                    # the evaluation loss has the distillation terms too, and there are no live teacher inputs
+                    eval_dataset = cache_teacher_embeddings(eval_dataset, teacher, teacher_processor)
             teacher_processor = None
 
     if data_args.augment:

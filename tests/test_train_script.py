@@ -45,6 +45,13 @@ def test_a_plain_run_trains_evaluates_and_saves_model_processor_and_card(setup, 
     )
 
 
+def test_a_run_with_cached_teacher_embeddings_evaluates_with_the_distillation_terms(setup, tmp_path):
+    main(train_arguments(setup, tmp_path, eval_strategy="steps", eval_steps="2", cache_teacher_embeddings="true"))
+
+    results = json.loads((tmp_path / "all_results.json").read_text())
+    assert results["eval_loss_distill_image"] > 0 and results["eval_loss_distill_text"] > 0
+
+
 @pytest.mark.slow
 def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setup, tmp_path):
     command = [
