@@ -28,6 +28,8 @@ def tiny_resnet_config() -> ResNetConfig:
 
 
 SMALL = dict(image_size=64, max_text_len=8, fusion_layers=1, fusion_ffn_dim=64)
+# the visual branch too, where no DETR checkpoint sets it
+SMALL_WITH_VISUAL = dict(d_model=32, vision_encoder_layers=1, vision_encoder_ffn_dim=64, **SMALL)
 
 
 def test_real_minilm_initializes_the_linguistic_branch_bit_identically(tmp_path):
@@ -35,10 +37,7 @@ def test_real_minilm_initializes_the_linguistic_branch_bit_identically(tmp_path)
     model = EpmVGForVisualGrounding.from_backbone_text_pretrained(
         str(tmp_path / "resnet"),
         minilm_path(),
-        d_model=32,
-        vision_encoder_layers=1,
-        vision_encoder_ffn_dim=64,
-        **SMALL,
+        **SMALL_WITH_VISUAL,
     )
     reference = AutoModel.from_pretrained(minilm_path(), add_pooling_layer=False).state_dict()
     loaded = model.model.text_backbone.state_dict()
@@ -58,10 +57,7 @@ def test_resnet_backbone_weights_are_loaded_and_frozen_batch_norm_keeps_their_st
     model = EpmVGForVisualGrounding.from_backbone_text_pretrained(
         str(tmp_path / "resnet"),
         minilm_path(),
-        d_model=32,
-        vision_encoder_layers=1,
-        vision_encoder_ffn_dim=64,
-        **SMALL,
+        **SMALL_WITH_VISUAL,
     )
     loaded = model.model.backbone.model.state_dict()
     for name, tensor in backbone.state_dict().items():
@@ -101,10 +97,7 @@ def test_without_a_backbone_checkpoint_the_visual_branch_stays_random_and_the_te
         minilm_path(),
         text_config_kwargs={"num_hidden_layers": 2},
         backbone_config=tiny_resnet_config(),
-        d_model=32,
-        vision_encoder_layers=1,
-        vision_encoder_ffn_dim=64,
-        **SMALL,
+        **SMALL_WITH_VISUAL,
     )
     assert model.config.text_config.num_hidden_layers == 2
     reference = AutoModel.from_pretrained(minilm_path(), add_pooling_layer=False).state_dict()
