@@ -22,6 +22,8 @@ import PIL.Image
 import torch
 from PIL import ImageEnhance
 
+from .image_processing_epmvg import get_letterbox_geometry
+
 
 # a direction word, alone or as the head of a compound (leftmost, left-hand, rightside, topmost, ...)
 _SUFFIXES = r"(?:most|side|sides|ward|wards|hand|handed)?"
@@ -210,7 +212,7 @@ class EpmVGAugmentation:
         if self.random_placement:
             offset = (int(rng.integers(0, self.size - height + 1)), int(rng.integers(0, self.size - width + 1)))
         else:
-            offset = ((self.size - height) // 2, (self.size - width) // 2)
+            offset = get_letterbox_geometry((height, width), self.size, do_resize=False)[3:]
         return {"image": image, "bbox": box, "expression": text, "offset": offset}
 
     def transform_batch(self, batch: dict[str, list]) -> dict[str, list]:

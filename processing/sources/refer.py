@@ -114,10 +114,11 @@ def records(refs, images: dict, *, split: str, image_root: str, source: str) -> 
         ann = image["_anns"].get(str(ref["ann_id"]))
         bbox = xywh_to_xyxy(ann["bbox"]) if ann else [0.0] * 4
         problem = "" if ann else f"annotation {ref['ann_id']!r} of image {ref['image_id']!r} is not in instances.json"
+        path = resolve_image(image_root, image["file_name"])  # file checks once per ref, not per sentence
         for expression in refer_expressions(ref["sentences"]):
             rows.append(
                 unified_row(
-                    image=resolve_image(image_root, image["file_name"]),
+                    image=path,
                     bbox=bbox,
                     expression=expression,
                     image_id=ref["image_id"],

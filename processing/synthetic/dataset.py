@@ -8,9 +8,10 @@ import os
 import numpy as np
 from datasets import Dataset, DatasetDict, Features, Image, List, Value
 
+from ..metrics import box_iou
 from ..schema import GROUNDING_FEATURES
 from .expressions import generate_expression, object_caption, scene_caption
-from .scene import SyntheticGroundingConfig, box_intersection, crop_object, render_scene, sample_scene
+from .scene import SyntheticGroundingConfig, crop_object, render_scene, sample_scene
 
 
 # every random draw of scene i of a stream comes from default_rng([seed, stream, i]): streams never overlap and
@@ -181,12 +182,6 @@ def generate_caption_dataset(
     )
 
 
-def _iou(a, b) -> float:
-    inter = box_intersection(a, b)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def baseline_accuracies(dataset: Dataset, iou_threshold: float = 0.5) -> dict[str, float]:
     r"""
     Acc@`iou_threshold` of two text-free baselines on a synthetic split:
@@ -209,10 +204,10 @@ def baseline_accuracies(dataset: Dataset, iou_threshold: float = 0.5) -> dict[st
     columns = dataset.select_columns(["bbox", "scene_objects"]).to_dict()
     random_hits = largest_hits = 0.0
     for gt, objects in zip(columns["bbox"], columns["scene_objects"]):
-        boxes = [o["bbox"] for o in objects]
-        random_hits += np.mean([_iou(box, gt) >= iou_threshold for box in boxes])
-        largest = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        largest_hits += _iou(largest, gt) >= iou_threshold
+        boxes = np.array([o["bbox"] for o in objects], dtype=np.float64)
+        hits = box_iou(boxes, np.tile(gt, (len(boxes), 1))) >= iou_threshold
+        random_hits += hits.mean()
+        largest_hits += hits[np.argmax(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))]
     n = len(dataset)
     return {"random_object": float(random_hits / n), "text_blind_largest": float(largest_hits / n), "num_examples": n}
 
