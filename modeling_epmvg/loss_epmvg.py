@@ -3,14 +3,7 @@
 
 import torch
 import torch.nn.functional as F
-
-
-def center_to_corners(boxes: torch.Tensor) -> torch.Tensor:
-    """Converts boxes of shape `(..., 4)` from (center_x, center_y, width, height) to (x1, y1, x2, y2)."""
-    center_x, center_y, width, height = boxes.unbind(-1)
-    return torch.stack(
-        [center_x - 0.5 * width, center_y - 0.5 * height, center_x + 0.5 * width, center_y + 0.5 * height], dim=-1
-    )
+from transformers.image_transforms import center_to_corners_format as center_to_corners
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:

@@ -143,7 +143,9 @@ class EpmVGConvEncoder(nn.Module):
         self.num_channels = self.model.channels[-1]
         self.freeze_stages(config.freeze_backbone_stages)
         self.gradient_checkpointing = False
-        if self._resnet_blocks() is not None:
+        # the module structure is fixed: the block list is built once, not on every forward
+        self.blocks = self._resnet_blocks()
+        if self.blocks is not None:
             # a ResNet's ReLUs follow a BatchNorm or a residual sum, whose outputs nothing else reads: in place is safe
             for module in self.model.modules():
                 if isinstance(module, nn.ReLU):
@@ -166,13 +168,12 @@ class EpmVGConvEncoder(nn.Module):
         return [self.model.embedder] + [block for stage in stages[:last_stage] for block in stage.layers]
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        blocks = self._resnet_blocks()
-        if blocks is None:
+        if self.blocks is None:
             feature_map = self.model(pixel_values).feature_maps[-1]
         else:
             checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
             feature_map = pixel_values
-            for block in blocks:
+            for block in self.blocks:
                 if checkpointing and (feature_map.requires_grad or _has_trainable_parameters(block)):
                     # non-reentrant: the first trainable block's input comes from frozen stages (no grad)
                     feature_map = checkpoint(block, feature_map, use_reentrant=False)

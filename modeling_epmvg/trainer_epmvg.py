@@ -82,11 +82,6 @@ def parameter_groups(model: nn.Module, learning_rate: float, lr_backbone: float,
     ]
 
 
-def _pooled(features) -> torch.Tensor:
-    # transformers 5 returns an output object whose pooler_output is the projected embedding; 4.x a tensor
-    return features.pooler_output if hasattr(features, "pooler_output") else features
-
-
 def teacher_embeddings(
     teacher: CLIPModel,
     pixel_values: torch.Tensor | None = None,
@@ -99,10 +94,10 @@ def teacher_embeddings(
     """
     image_embeds = text_embeds = None
     if pixel_values is not None:
-        image_embeds = F.normalize(_pooled(teacher.get_image_features(pixel_values=pixel_values)), dim=-1)
+        image_embeds = F.normalize(teacher.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)
     if input_ids is not None:
         text = teacher.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-        text_embeds = F.normalize(_pooled(text), dim=-1)
+        text_embeds = F.normalize(text.pooler_output, dim=-1)
     return image_embeds, text_embeds
 
 
@@ -230,25 +225,20 @@ class EpmVGDistillationTrainer(Trainer):
         outputs = model(**inputs)
         loss = outputs.loss
         terms = {key: value.detach() for key, value in (outputs.loss_dict or {}).items()}
-        for name, student, teacher in self._distillation_pairs(outputs, teacher_inputs, model):
-            term = distillation_loss(student, teacher, self._unwrapped_config(model).distillation_loss)
-            coefficient = self._coefficient(model, name)
-            loss = loss + coefficient * term
+        config = self.accelerator.unwrap_model(model).config
+        for name, student, teacher in self._distillation_pairs(outputs, teacher_inputs, config):
+            term = distillation_loss(student, teacher, config.distillation_loss)
+            loss = loss + getattr(config, f"distillation_{name}_coefficient") * term
             terms[f"loss_distill_{name}"] = term.detach()
         split = "train" if model.training else "eval"
         for key, value in terms.items():
-            self._metrics[split][key].append(value.item())
+            # kept as tensors: one device sync per log instead of one per term and step
+            self._metrics[split][key].append(value)
         return (loss, outputs) if return_outputs else loss
 
-    def _unwrapped_config(self, model: nn.Module):
-        return self.accelerator.unwrap_model(model).config
-
-    def _coefficient(self, model: nn.Module, name: str) -> float:
-        return getattr(self._unwrapped_config(model), f"distillation_{name}_coefficient")
-
-    def _distillation_pairs(self, outputs, teacher_inputs: dict, model: nn.Module) -> list[tuple]:
+    def _distillation_pairs(self, outputs, teacher_inputs: dict, config) -> list[tuple]:
         """(name, student embeds, teacher embeds) for each modality whose coefficient is non-zero."""
-        wanted = [name for name in ("image", "text") if self._coefficient(model, name) != 0]
+        wanted = [name for name in ("image", "text") if getattr(config, f"distillation_{name}_coefficient") != 0]
         if not wanted:
             return []
         cached = {name: teacher_inputs.get(f"teacher_{name}_embeds") for name in wanted}
@@ -284,6 +274,7 @@ class EpmVGDistillationTrainer(Trainer):
         prefix = "eval_" if split == "eval" else ""
         for key, values in self._metrics[split].items():
             if values:
+                values = torch.stack(values).tolist()
                 logs[f"{prefix}{key}"] = sum(values) / len(values)
         self._metrics[split].clear()
         super().log(logs, start_time)
