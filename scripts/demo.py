@@ -157,13 +157,11 @@ def plot_training_curve(model_dir: str, path: str) -> None:
     plt.close(figure)
 
 
-def plot_predictions(model_dir: str, data_dir: str, path: str, count: int = 12) -> None:
+def plot_predictions(model, processor, data_dir: str, path: str, count: int = 12) -> None:
     """Test images with the ground truth (green), the prediction (yellow) and the expression as the title."""
     from datasets import load_from_disk
 
     test = load_from_disk(data_dir)["test"].select(range(count))
-    model = AutoModel.from_pretrained(model_dir).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
     images = [image.convert("RGB") for image in test["image"]]
     inputs = processor(images=images, text=list(test["expression"]), return_tensors="pt")
     with torch.inference_mode():
@@ -208,7 +206,8 @@ def main(argv=None) -> dict:
 
     main_run = accuracies["EpmVG (distillation)"]
     plot_training_curve(paths["model"], os.path.join(out, "training_curve.png"))
-    plot_predictions(paths["model"], paths["data"], os.path.join(out, "predictions.png"))
+    model, processor = AutoModel.from_pretrained(paths["model"]).eval(), AutoProcessor.from_pretrained(paths["model"])
+    plot_predictions(model, processor, paths["data"], os.path.join(out, "predictions.png"))
     elapsed = time.time() - started
     summary = (
         f"Synthetic benchmark ({args.num_train} training expressions, {args.image_size}x{args.image_size} images), "
@@ -216,7 +215,6 @@ def main(argv=None) -> dict:
         f"Val baselines: random object {100 * baselines['random_object']:.1f}%, text-blind (largest object) "
         f"{100 * baselines['text_blind_largest']:.1f}%."
     )
-    model = AutoModel.from_pretrained(paths["model"])
     write_model_card(
         paths["model"], model, "synthetic-shapes (epmvg embedded default)", main_run, paths["teacher"], summary
     )

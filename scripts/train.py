@@ -198,7 +198,7 @@ def train(
     trainer.save_model()
     trainer.save_state()
     if trainer.is_world_process_zero():
-        processor.save_pretrained(training_args.output_dir)
+        # save_model() saved the processor too (processing_class)
         accuracies = {data_args.eval_split: metrics["eval_accuracy"]} if "eval_accuracy" in metrics else {}
         write_model_card(
             training_args.output_dir, model, data_args.dataset_name, accuracies, model_args.teacher_model_name_or_path
