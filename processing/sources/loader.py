@@ -20,15 +20,21 @@ def _select(names: list[str], requested: list[str] | None, source: str) -> list[
     return requested
 
 
+def _convert_splits(splits: list[str], rows_of_split, checker, source: str) -> dict[str, Dataset]:
+    """Each selected split's unified rows (from `rows_of_split(split)`) converted and checked."""
+    return {split: convert_records(rows_of_split(split), checker, source=source, split=split) for split in splits}
+
+
 def _load_refer(folder, requested, *, image_root, split_by, allow_pickle, checker) -> dict[str, Dataset]:
     split_by, refs, images = refer.load_refer(folder, split_by=split_by, allow_pickle=allow_pickle)
     source = f"refer:{os.path.basename(os.path.normpath(folder))}({split_by})"
     require_image_root(image_root, source, "the images named in instances.json (COCO train2014 / saiapr_tc-12)")
-    out = {}
-    for split in _select(refer.split_names(refs), requested, source):
-        rows = refer.records(refs, images, split=split, image_root=image_root, source=source)
-        out[split] = convert_records(rows, checker, source=source, split=split)
-    return out
+    return _convert_splits(
+        _select(refer.split_names(refs), requested, source),
+        lambda split: refer.records(refs, images, split=split, image_root=image_root, source=source),
+        checker,
+        source,
+    )
 
 
 def _load_transvg(path, requested, *, image_root, allow_pickle, truncate_boxes, checker) -> dict[str, Dataset]:
@@ -38,24 +44,25 @@ def _load_transvg(path, requested, *, image_root, allow_pickle, truncate_boxes, 
     ((dataset, files),) = found.items()
     source = f"transvg:{dataset}"
     require_image_root(image_root, source, f"the {dataset} images (or TransVG's data root)")
-    out = {}
-    for split in _select(transvg.available_splits(files, dataset), requested, source):
+
+    def rows(split: str) -> list[dict]:
         entries = transvg.load_entries(files, dataset, split, allow_pickle)
-        rows = transvg.records(
+        return transvg.records(
             entries, dataset=dataset, split=split, image_root=image_root, truncate_boxes=truncate_boxes
         )
-        out[split] = convert_records(rows, checker, source=source, split=split)
-    return out
+
+    return _convert_splits(_select(transvg.available_splits(files, dataset), requested, source), rows, checker, source)
 
 
 def _load_flickr30k(folder, requested, *, image_root, checker) -> dict[str, Dataset]:
     source = flickr30k.SOURCE
     require_image_root(image_root, source, "the Flickr30k images (flickr30k_images/<id>.jpg)")
-    out = {}
-    for split in _select(flickr30k.available_splits(folder), requested, source):
-        rows = flickr30k.records(folder, split=split, image_root=image_root)
-        out[split] = convert_records(rows, checker, source=source, split=split)
-    return out
+    return _convert_splits(
+        _select(flickr30k.available_splits(folder), requested, source),
+        lambda split: flickr30k.records(folder, split=split, image_root=image_root),
+        checker,
+        source,
+    )
 
 
 def load_grounding_dataset(
