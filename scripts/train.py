@@ -32,6 +32,7 @@ from processing.augmentation import EpmVGAugmentation
 from processing.collator import EpmVGDataCollator
 from processing.metrics import compute_grounding_metrics
 from processing.sources import load_grounding_dataset
+from scripts.efficiency import keep_freed_memory
 from scripts.model_card import write_model_card
 
 
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    # page faults cost a fifth of the batch-8 train step at 640 on CPU (scripts/benchmark.py, `+malloc` cases)
+    keep_freed_memory()
     train(model_args, data_args, training_args)
 
 
