@@ -110,6 +110,7 @@ FULL_CASES = (
     "forward-b1-640+malloc",
     "forward-b1-640+cl",
     "forward-b1-640+compile",
+    "forward-b1-640+malloc+compile",
     "forward-b8-640",
     "forward-b8-640+malloc",
     "forward-b1-320",
@@ -119,6 +120,7 @@ FULL_CASES = (
     "train-b8-640+live",
     "train-b8-640+ckpt",
     "train-b8-640+malloc",
+    "train-b8-640+malloc+cached",
     "train-b8-320",
     "train-b8-320+cached",
     "train-b8-320+live",
@@ -273,17 +275,16 @@ def _prepare(model, batch: dict, options: tuple[str, ...]):
     """Applies the memory-format, checkpointing and compile options to the model and the batch."""
     import torch
 
+    from scripts.efficiency import compile_for_inference
+
     if "cl" in options:
         model = model.to(memory_format=torch.channels_last)
         batch["pixel_values"] = batch["pixel_values"].contiguous(memory_format=torch.channels_last)
     if "ckpt" in options:
         model.gradient_checkpointing_enable()
     if "compile" in options:
-        import torch._inductor.config
-
-        # inference only: parameters become constants, BatchNorm folds into the convolutions
-        torch._inductor.config.freezing = not model.training
-        model = torch.compile(model)
+        # inference folds the frozen weights as epmvg-evaluate --compile does; training compiles plainly
+        model = torch.compile(model) if model.training else compile_for_inference(model)
     return model, batch
 
 
@@ -693,6 +694,15 @@ def summarize(cases: list[BenchmarkCase], results: dict[str, CaseResult]) -> lis
     return rows
 
 
+# the configurations the project's scripts run, best first: epmvg-evaluate keeps freed memory (and compiles with
+# --compile), scripts/train.py keeps freed memory (not with gradient checkpointing); a target is judged on the first
+# of them that was measured
+TARGET_CONFIGURATIONS = {
+    "forward": ("+malloc+compile", "+malloc", ""),
+    "train": ("+malloc", ""),
+}
+
+
 def check_targets(rows: list[dict]) -> list[dict]:
     """The targets of issue 6 (ratios against TransVG's own code on this machine kind), where measured."""
     by_name = {row["case"]: row for row in rows}
@@ -700,44 +710,47 @@ def check_targets(rows: list[dict]) -> list[dict]:
     def value(name: str, key: str = "median_s"):
         return by_name.get(name, {}).get(key)
 
+    def configured(base: str, kind: str) -> str:
+        """The case name of the scripts' best measured configuration of `base`."""
+        names = [f"{base}{options}" for options in TARGET_CONFIGURATIONS[kind]]
+        return next((name for name in names if value(name) is not None), names[-1])
+
     targets = []
 
-    def add(name: str, measured, limit: float, text: str):
+    def add(name: str, case: str, measured, limit: float, text: str):
         if measured is not None:
             targets.append(
-                {"target": name, "measured": measured, "limit": limit, "met": measured <= limit} | {"text": text}
+                {"target": name, "case": case, "measured": measured, "limit": limit, "met": measured <= limit}
+                | {"text": text}
             )
 
     forward_time = TRANSVG_REFERENCE["forward-b1-640"][0]
     train_time, train_rss = TRANSVG_REFERENCE["train-b8-640"]
-    add("forward b1@640 (s)", value("forward-b1-640"), forward_time, f"<= 1.0x TransVG ({forward_time:.2f} s)")
-    add("train step b8@640 (s)", value("train-b8-640"), 0.9 * train_time, f"<= 0.9x TransVG ({train_time:.1f} s)")
-    add(
-        "peak RSS train b8@640 + ckpt (GB)",
-        value("train-b8-640+ckpt", "peak_rss_gb"),
-        0.6 * train_rss,
-        f"<= 0.6x {train_rss:.1f} GB",
-    )
-    if value("train-b8-640+ckpt") and value("train-b8-640"):
-        ratio = value("train-b8-640+ckpt") / value("train-b8-640")
-        add("ckpt step time / plain step time", ratio, 1.3, "< 1.3x")
+    forward, train = configured("forward-b1-640", "forward"), configured("train-b8-640", "train")
+    add("forward b1@640 (s)", forward, value(forward), forward_time, f"<= 1.0x TransVG ({forward_time:.2f} s)")
+    add("train step b8@640 (s)", train, value(train), 0.9 * train_time, f"<= 0.9x TransVG ({train_time:.1f} s)")
+    # scripts/train.py keeps the default allocator with gradient checkpointing (memory first)
+    ckpt = "train-b8-640+ckpt"
+    rss_limit = f"<= 0.6x {train_rss:.1f} GB"
+    add("peak RSS train b8@640 + ckpt (GB)", ckpt, value(ckpt, "peak_rss_gb"), 0.6 * train_rss, rss_limit)
+    plain = ckpt.removesuffix("+ckpt")
+    if value(ckpt) and value(plain):
+        add("ckpt step time / plain step time", ckpt, value(ckpt) / value(plain), 1.3, "< 1.3x")
     for size in (640, 320):
-        off = value(f"train-b8-{size}")
-        if off and value(f"train-b8-{size}+cached"):
-            add(f"cached teacher / distillation off @{size}", value(f"train-b8-{size}+cached") / off, 1.05, "<= 1.05x")
-        if off and value(f"train-b8-{size}+live"):
+        off = configured(f"train-b8-{size}", "train")
+        if value(off) and value(f"{off}+cached"):
+            ratio = value(f"{off}+cached") / value(off)
+            add(f"cached teacher / distillation off @{size}", f"{off}+cached", ratio, 1.05, "<= 1.05x")
+        if value(off) and value(f"{off}+live"):
             targets.append(
-                {
-                    "target": f"live ViT-B/16 teacher / distillation off @{size}",
-                    "measured": value(f"train-b8-{size}+live") / off,
-                }
-                | {"limit": None, "met": None, "text": "report"}
+                {"target": f"live ViT-B/16 teacher / distillation off @{size}", "case": f"{off}+live"}
+                | {"measured": value(f"{off}+live") / value(off), "limit": None, "met": None, "text": "report"}
             )
     data = next((row for row in rows if row["case"].startswith("data-")), None)
     if data and data.get("images_per_s"):
         targets.append(
-            {"target": f"data pipeline {data['case']} (images/s per worker)", "measured": data["images_per_s"]}
-            | {"limit": 60, "met": data["images_per_s"] >= 60, "text": ">= 60 images/s"}
+            {"target": f"data pipeline {data['case']} (images/s per worker)", "case": data["case"], "limit": 60}
+            | {"measured": data["images_per_s"], "met": data["images_per_s"] >= 60, "text": ">= 60 images/s"}
         )
     return targets
 
@@ -801,10 +814,11 @@ def markdown_report(report: dict) -> str:
             counts = [f"{row[key]:.1f}" for key in ("forward_flops", "train_flops", "teacher_flops")]
             lines.append(f"| {row['case']} | " + " | ".join(counts) + " |")
     if report["targets"]:
-        lines += ["", "| target | measured | limit | met |", "|---|---:|---:|---|"]
+        lines += ["", "| target | case | measured | limit | met |", "|---|---|---:|---:|---|"]
         for target in report["targets"]:
             met = {True: "yes", False: "no", None: "(reported)"}[target["met"]]
-            lines.append(f"| {target['target']} | {target['measured']:.2f} | {target['text']} | {met} |")
+            cells = [target["target"], target["case"], f"{target['measured']:.2f}", target["text"], met]
+            lines.append("| " + " | ".join(cells) + " |")
     errors = [f"- {row['case']}: {error}" for row in report["rows"] for error in row.get("errors", [])]
     if errors:
         lines += ["", "Errors:", *errors]

@@ -53,4 +53,32 @@ def keep_freed_memory() -> bool:
     return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
 
 
-__all__ = ["keep_freed_memory"]
+def compile_for_inference(model):
+    r"""
+    `torch.compile` for inference with inductor's `freezing`: the weights become constants, so the frozen BatchNorm
+    layers fold into the convolutions and the ReLUs fuse. On this project's 2-core CPU machine the batch-1 forward at
+    640 took 0.79 s instead of 0.92 s (both keeping freed memory), after a one-off compilation of about a minute,
+    so it pays off for evaluating whole splits, not for a handful of images.
+
+    Args:
+        model (`torch.nn.Module`): a model in eval mode; its weights must not change afterwards.
+
+    Returns:
+        The compiled module (call it like the model).
+
+    Examples:
+
+    ```python
+    >>> from scripts.efficiency import compile_for_inference
+    >>> compiled = compile_for_inference(model.eval())  # doctest: +SKIP
+    ```
+    """
+    import torch
+
+    if model.training:
+        raise ValueError("compile_for_inference freezes the weights: call model.eval() first (it is for inference).")
+    # inductor options apply to this compilation only (no process-wide config change)
+    return torch.compile(model, options={"freezing": True})
+
+
+__all__ = ["compile_for_inference", "keep_freed_memory"]

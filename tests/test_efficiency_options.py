@@ -5,6 +5,7 @@ import torch
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from scripts.benchmark import check_targets, parse_case
+from scripts.efficiency import compile_for_inference
 
 from .conftest import random_inputs, tiny_config
 
@@ -119,6 +120,23 @@ def test_compiled_model_gives_the_same_outputs_and_gradients():
     _assert_same(_outputs_and_gradients(plain, inputs), result)
 
 
+def test_compile_for_inference_folds_the_weights_and_predicts_the_same_boxes():
+    model = EpmVGForVisualGrounding(tiny_config()).eval()
+    inputs = {key: value for key, value in random_inputs(model.config).items() if key != "labels"}
+    with torch.inference_mode():
+        reference = model(**inputs).pred_boxes
+        try:
+            compiled = compile_for_inference(model)(**inputs).pred_boxes
+        finally:
+            torch._dynamo.reset()
+    torch.testing.assert_close(compiled, reference, atol=ATOL, rtol=ATOL)
+
+
+def test_compile_for_inference_refuses_a_model_in_train_mode():
+    with pytest.raises(ValueError, match=r"model\.eval\(\) first"):
+        compile_for_inference(EpmVGForVisualGrounding(tiny_config()).train())
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "batch_size", "image_size", "options"),
     [
@@ -164,4 +182,25 @@ def test_benchmark_targets_use_the_transvg_ratios():
         "ckpt step time / plain step time": True,
         "cached teacher / distillation off @640": True,
         "data pipeline data-640 (images/s per worker)": True,
+    }
+
+
+def test_benchmark_targets_judge_the_configuration_the_scripts_run():
+    rows = [
+        {"case": "forward-b1-640", "median_s": 1.1},
+        {"case": "forward-b1-640+malloc", "median_s": 0.92},
+        {"case": "forward-b1-640+malloc+compile", "median_s": 0.79},
+        {"case": "train-b8-640", "median_s": 32.0},
+        {"case": "train-b8-640+malloc", "median_s": 26.0},
+        {"case": "train-b8-640+ckpt", "median_s": 40.0, "peak_rss_gb": 5.0},
+        {"case": "train-b8-640+malloc+cached", "median_s": 26.5},
+    ]
+    targets = {target["target"]: (target["case"], round(target["measured"], 3)) for target in check_targets(rows)}
+    assert targets == {
+        "forward b1@640 (s)": ("forward-b1-640+malloc+compile", 0.79),
+        "train step b8@640 (s)": ("train-b8-640+malloc", 26.0),
+        # gradient checkpointing runs with the default allocator (memory first), so it compares with the plain step
+        "peak RSS train b8@640 + ckpt (GB)": ("train-b8-640+ckpt", 5.0),
+        "ckpt step time / plain step time": ("train-b8-640+ckpt", round(40.0 / 32.0, 3)),
+        "cached teacher / distillation off @640": ("train-b8-640+malloc+cached", round(26.5 / 26.0, 3)),
     }

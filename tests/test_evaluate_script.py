@@ -128,6 +128,15 @@ def test_two_processes_count_every_expression_once(single_process, workdir):
             assert a["pred_bbox"] == pytest.approx(b["pred_bbox"], abs=1e-4)
 
 
+@pytest.mark.slow
+def test_compiled_model_gives_the_same_predictions(single_process, workdir):
+    run([sys.executable, "scripts/evaluate.py", *evaluate_args(workdir, "compiled.json"), "--compile"], workdir)
+    one, compiled = single_process[1], json.loads((workdir / "compiled.json").read_text())
+    for split in SPLIT_SIZES:
+        for a, b in zip(one["predictions"][split], compiled["predictions"][split], strict=True):
+            assert a["pred_bbox"] == pytest.approx(b["pred_bbox"], abs=1e-3)  # pixels of a 40x30 image
+
+
 def test_score_refuses_repeated_or_missing_expressions():
     record = {"bbox": [0.0, 0.0, 2.0, 2.0], "pred_bbox": [0.0, 0.0, 2.0, 2.0]}
     with pytest.raises(RuntimeError, match="miss or repeat"):
