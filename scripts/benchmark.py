@@ -710,9 +710,9 @@ def check_targets(rows: list[dict]) -> list[dict]:
     def value(name: str, key: str = "median_s"):
         return by_name.get(name, {}).get(key)
 
-    def configured(base: str, kind: str) -> str:
-        """The case name of the scripts' best measured configuration of `base`."""
-        names = [f"{base}{options}" for options in TARGET_CONFIGURATIONS[kind]]
+    def configured(base: str) -> str:
+        """The case name of the scripts' best measured configuration of `base` (e.g. "train-b8-640")."""
+        names = [f"{base}{options}" for options in TARGET_CONFIGURATIONS[base.split("-")[0]]]
         return next((name for name in names if value(name) is not None), names[-1])
 
     targets = []
@@ -726,18 +726,17 @@ def check_targets(rows: list[dict]) -> list[dict]:
 
     forward_time = TRANSVG_REFERENCE["forward-b1-640"][0]
     train_time, train_rss = TRANSVG_REFERENCE["train-b8-640"]
-    forward, train = configured("forward-b1-640", "forward"), configured("train-b8-640", "train")
+    forward, train = configured("forward-b1-640"), configured("train-b8-640")
     add("forward b1@640 (s)", forward, value(forward), forward_time, f"<= 1.0x TransVG ({forward_time:.2f} s)")
     add("train step b8@640 (s)", train, value(train), 0.9 * train_time, f"<= 0.9x TransVG ({train_time:.1f} s)")
     # scripts/train.py keeps the default allocator with gradient checkpointing (memory first)
-    ckpt = "train-b8-640+ckpt"
+    ckpt, plain = "train-b8-640+ckpt", "train-b8-640"
     rss_limit = f"<= 0.6x {train_rss:.1f} GB"
     add("peak RSS train b8@640 + ckpt (GB)", ckpt, value(ckpt, "peak_rss_gb"), 0.6 * train_rss, rss_limit)
-    plain = ckpt.removesuffix("+ckpt")
     if value(ckpt) and value(plain):
         add("ckpt step time / plain step time", ckpt, value(ckpt) / value(plain), 1.3, "< 1.3x")
     for size in (640, 320):
-        off = configured(f"train-b8-{size}", "train")
+        off = configured(f"train-b8-{size}")
         if value(off) and value(f"{off}+cached"):
             ratio = value(f"{off}+cached") / value(off)
             add(f"cached teacher / distillation off @{size}", f"{off}+cached", ratio, 1.05, "<= 1.05x")

@@ -6,7 +6,7 @@ glibc returns every large freed block (>= 32 MB by default, less after its dynam
 page-faults fresh memory in on the next allocation: with EpmVG's feature maps that is tens of MB per layer, and
 REFERENCE.md section 4 measured 36-41% of a batch-8 forward at 640 in page faults. Keeping freed memory in the
 process removes that cost: `scripts/benchmark.py` measures it (`+malloc` cases; on this project's 2-core machine the
-batch-8 train step at 640 took 26.3 s instead of 32.5 s, the batch-1 forward about half the time).
+batch-8 train step at 640 took 26.3 s instead of 32.5 s, the batch-1 forward 0.92 s instead of 1.09 s).
 """
 
 import ctypes

@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv=None) -> None:
     """Console entry point (`epmvg-evaluate`)."""
     args = parse_args(argv)
-    # an inference process: reusing freed feature-map memory halves the 640 forward here (scripts/benchmark.py)
+    # an inference process: reusing freed feature-map memory speeds up the 640 forward (scripts/benchmark.py)
     keep_freed_memory()
     run(args)
 
