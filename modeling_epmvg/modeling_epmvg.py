@@ -100,17 +100,48 @@ class EpmVGFrozenBatchNorm2d(nn.Module):
         self.bias = nn.Buffer(torch.zeros(num_features))
         self.running_mean = nn.Buffer(torch.zeros(num_features))
         self.running_var = nn.Buffer(torch.ones(num_features))
+        # set by EpmVGFoldedConv2d, which then applies this layer inside its convolution
+        self.folded = False
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints of regular BatchNorm2d carry a counter this module does not need
         state_dict.pop(prefix + "num_batches_tracked", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def scale_and_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel affine map this layer applies: `x * scale + shift`."""
         scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
+        return scale, self.bias - self.running_mean * scale
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.folded:
+            return hidden_states
+        scale, shift = self.scale_and_shift()
         # one fused pass (and one new feature map) instead of a multiply and an add
         return torch.addcmul(shift[None, :, None, None], hidden_states, scale[None, :, None, None])
+
+
+class EpmVGFoldedConv2d(nn.Conv2d):
+    """
+    A bias-free convolution whose following [`EpmVGFrozenBatchNorm2d`] is folded into its weight and bias on every
+    call: one pass over the feature map instead of two (forward and backward), with the same parameters and state
+    dict keys as the convolution and the normalization it replaces.
+    """
+
+    def __init__(self, convolution: nn.Conv2d, normalization: EpmVGFrozenBatchNorm2d):
+        super().__init__(
+            convolution.in_channels, convolution.out_channels, convolution.kernel_size, convolution.stride,
+            convolution.padding, convolution.dilation, convolution.groups, bias=False, device="meta",
+        )  # fmt: skip
+        self.weight = convolution.weight
+        # a plain reference: the normalization stays registered (and saved) where the backbone put it
+        object.__setattr__(self, "normalization", normalization)
+        normalization.folded = True
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.normalization.scale_and_shift()
+        weight = self.weight * scale[:, None, None, None]
+        return F.conv2d(hidden_states, weight, shift, self.stride, self.padding, self.dilation, self.groups)
 
 
 def replace_batch_norm(module: nn.Module) -> None:
@@ -124,6 +155,21 @@ def replace_batch_norm(module: nn.Module) -> None:
             module._modules[name] = frozen
         else:
             replace_batch_norm(child)
+
+
+def fold_batch_norms(module: nn.Module) -> None:
+    """
+    Folds each frozen BatchNorm into the convolution before it, for layers built as `convolution` + `normalization`
+    (transformers' ResNet); other layers keep the separate pass.
+    """
+    for layer in module.modules():
+        convolution, normalization = getattr(layer, "convolution", None), getattr(layer, "normalization", None)
+        if (
+            type(convolution) is nn.Conv2d
+            and convolution.bias is None
+            and isinstance(normalization, EpmVGFrozenBatchNorm2d)
+        ):
+            layer.convolution = EpmVGFoldedConv2d(convolution, normalization)
 
 
 class EpmVGConvEncoder(nn.Module):
@@ -140,6 +186,7 @@ class EpmVGConvEncoder(nn.Module):
         self.model = load_backbone(config)
         with torch.no_grad():
             replace_batch_norm(self.model)
+        fold_batch_norms(self.model)
         self.num_channels = self.model.channels[-1]
         self.freeze_stages(config.freeze_backbone_stages)
         self.gradient_checkpointing = False

@@ -2,8 +2,10 @@
 
 import pytest
 import torch
+from transformers.backbone_utils import load_backbone
 
 from modeling_epmvg import EpmVGForVisualGrounding
+from modeling_epmvg.modeling_epmvg import EpmVGFoldedConv2d, EpmVGFrozenBatchNorm2d, replace_batch_norm
 from scripts.benchmark import check_targets, parse_case
 from scripts.efficiency import compile_for_inference
 
@@ -204,3 +206,32 @@ def test_benchmark_targets_judge_the_configuration_the_scripts_run():
         "ckpt step time / plain step time": ("train-b8-640+ckpt", round(40.0 / 32.0, 3)),
         "cached teacher / distillation off @640": ("train-b8-640+malloc+cached", round(26.5 / 26.0, 3)),
     }
+
+
+def test_batch_norms_folded_into_convolutions_equal_transformers_resnet_with_frozen_batch_norm():
+    """The backbone's folded conv + frozen BN layers give a plain ResNet's outputs and weight gradients."""
+    torch.manual_seed(0)
+    model = EpmVGForVisualGrounding(tiny_config()).train()
+    folded = model.model.backbone.model
+    for module in folded.modules():
+        if isinstance(module, EpmVGFrozenBatchNorm2d):
+            # non-trivial statistics, so a wrong fold would show
+            module.running_mean.uniform_(-1, 1), module.running_var.uniform_(0.5, 2), module.weight.uniform_(0.5, 2)
+    assert any(isinstance(module, EpmVGFoldedConv2d) for module in folded.modules())
+    reference = load_backbone(model.config)
+    with torch.no_grad():
+        replace_batch_norm(reference)
+    reference.load_state_dict(folded.state_dict())
+    for parameter, trainable in zip(reference.parameters(), folded.parameters()):
+        parameter.requires_grad_(trainable.requires_grad)  # the same frozen stages
+    assert not any(isinstance(module, EpmVGFoldedConv2d) for module in reference.modules())
+    pixel_values = random_inputs(model.config)["pixel_values"]
+    results = []
+    for backbone in (reference, folded):
+        backbone.zero_grad(set_to_none=True)
+        feature_map = backbone(pixel_values).feature_maps[-1]
+        feature_map.square().mean().backward()
+        gradients = {name: p.grad for name, p in backbone.named_parameters() if p.grad is not None}
+        results.append(({"feature_map": feature_map.detach()}, gradients))
+    assert results[0][1]  # the trainable stages have gradients to compare
+    _assert_same(*results)
