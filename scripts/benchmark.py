@@ -24,8 +24,9 @@ Options appended with `+` (e.g. `train-b8-640+ckpt`, `forward-b8-640+malloc+cl`)
   embeddings in the batch (no teacher forward).
 - `ckpt`: gradient checkpointing (`model.gradient_checkpointing_enable()`).
 - `cl`: channels_last memory format for the convolutional backbone and the pixel values.
-- `compile`: `torch.compile(model)`, for inference with inductor's `freezing` (weights folded as constants:
-  BatchNorm into the convolutions, fused ReLUs); compilation happens in the warm-up run and is reported.
+- `compile`: `torch.compile(model)`, for inference with inductor's `freezing` (weights become constants:
+  the BatchNorm-scaled convolution weights are computed once, ReLUs fuse); compilation happens in the warm-up run
+  and is reported.
 - `nograd`: forward under `torch.no_grad()` instead of `torch.inference_mode()`.
 - `malloc`: glibc keeps freed memory (`scripts.efficiency.keep_freed_memory()`, i.e. `MALLOC_MMAP_MAX_=0` and no
   trimming), so large tensors are not returned to the OS and page-faulted in again every iteration.
