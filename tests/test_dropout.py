@@ -93,7 +93,7 @@ def test_gradient_checkpointing_replays_the_same_dropout_masks():
     plain = EpmVGForVisualGrounding(tiny_config(dropout=P)).train()
     checkpointed = EpmVGForVisualGrounding(tiny_config(dropout=P)).train()
     checkpointed.load_state_dict(plain.state_dict())
-    checkpointed.gradient_checkpointing_enable()
+    checkpointed.activation_checkpointing_enable()
     inputs = random_inputs(plain.config)
     torch.manual_seed(1)
     plain_loss = plain(**inputs).loss

@@ -128,7 +128,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(config):
     plain = EpmVGForVisualGrounding(tiny_config(dropout=0.0)).train()
     checkpointed = EpmVGForVisualGrounding(tiny_config(dropout=0.0)).train()
     checkpointed.load_state_dict(plain.state_dict())
-    checkpointed.gradient_checkpointing_enable()
+    checkpointed.activation_checkpointing_enable()
     inputs = random_inputs(config)
     torch.manual_seed(1)  # BERT keeps its own dropout: same random stream for both runs
     plain_loss = plain(**inputs).loss
