@@ -123,25 +123,6 @@ def test_return_dict_false_gives_the_same_values_as_the_dataclass(config):
             assert left.keys() == right.keys()
 
 
-def test_gradient_checkpointing_gives_the_same_loss_and_gradients(config):
-    torch.manual_seed(0)
-    plain = EpmVGForVisualGrounding(tiny_config(dropout=0.0)).train()
-    checkpointed = EpmVGForVisualGrounding(tiny_config(dropout=0.0)).train()
-    checkpointed.load_state_dict(plain.state_dict())
-    checkpointed.activation_checkpointing_enable()
-    inputs = random_inputs(config)
-    torch.manual_seed(1)  # BERT keeps its own dropout: same random stream for both runs
-    plain_loss = plain(**inputs).loss
-    torch.manual_seed(1)
-    checkpointed_loss = checkpointed(**inputs).loss
-    plain_loss.backward()
-    checkpointed_loss.backward()
-    torch.testing.assert_close(plain_loss, checkpointed_loss)
-    for (name, left), (_, right) in zip(plain.named_parameters(), checkpointed.named_parameters()):
-        if left.grad is not None:
-            torch.testing.assert_close(left.grad, right.grad, atol=1e-4, rtol=1e-4, msg=name)
-
-
 def test_freeze_helpers(config):
     model = EpmVGForVisualGrounding(config)
     model.freeze_backbone()
