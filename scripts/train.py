@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import transformers
 from transformers import AutoProcessor, AutoTokenizer, CLIPModel, HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from modeling_epmvg.loss_epmvg import center_to_corners
@@ -152,6 +152,24 @@ def load_splits(data_args: DataArguments, seed: int) -> tuple:
     return train, evaluation
 
 
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` in `output_dir` that was written to the end, skipping one cut off by a kill."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = [
+        name.rsplit("-", 1)[-1] for name in os.listdir(output_dir) if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-")
+    ]
+    for step in sorted((int(step) for step in steps if step.isdigit()), reverse=True):
+        checkpoint = os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}")
+        # the Trainer writes trainer_state.json last: without it the checkpoint is incomplete
+        if os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+            return checkpoint
+        logger.warning(
+            "Skipping the incomplete checkpoint %s (no trainer_state.json: the run stopped while saving).", checkpoint
+        )
+    return None
+
+
 def train(
     model_args: ModelArguments, data_args: DataArguments, training_args: EpmVGTrainingArguments
 ) -> EpmVGDistillationTrainer:
@@ -191,7 +209,7 @@ def train(
     )
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint == "last":
-        checkpoint = get_last_checkpoint(training_args.output_dir)
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(result.metrics)
     if eval_dataset is not None:

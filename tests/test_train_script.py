@@ -16,7 +16,7 @@ from transformers import AutoModel, AutoProcessor
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from processing import EpmVGProcessor
-from scripts.train import main
+from scripts.train import last_complete_checkpoint, main
 
 from .training_fixtures import train_arguments, write_training_setup
 
@@ -96,3 +96,14 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(se
     actual = load_file(tmp_path / "killed" / "model.safetensors")
     for name, tensor in expected.items():
         torch.testing.assert_close(actual[name], tensor, atol=1e-6, rtol=0, msg=name)
+
+
+def test_resuming_from_last_skips_a_checkpoint_cut_off_while_saving(tmp_path):
+    for step, complete in ((2, True), (4, False), (10, True), (12, False)):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        (checkpoint / "model.safetensors").write_bytes(b"")
+        if complete:
+            (checkpoint / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert last_complete_checkpoint(str(tmp_path / "missing")) is None
