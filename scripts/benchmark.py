@@ -511,10 +511,11 @@ def run_child(
     from scripts.efficiency import keep_freed_memory, return_freed_memory
 
     case = parse_case(case_name)
+    allocator_tuned = False
     if "release" in case.options:
         allocator_tuned = return_freed_memory()
-    else:
-        allocator_tuned = keep_freed_memory() if malloc or "malloc" in case.options else False
+    elif malloc or "malloc" in case.options:
+        allocator_tuned = keep_freed_memory()
     load_before = os.getloadavg()[0]
     import torch
 

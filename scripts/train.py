@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import transformers
 from transformers import AutoProcessor, AutoTokenizer, CLIPModel, HfArgumentParser, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import sort_checkpoints
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from modeling_epmvg.loss_epmvg import center_to_corners
@@ -156,17 +157,11 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     """The newest `checkpoint-N` in `output_dir` that was written to the end, skipping one cut off by a kill."""
     if not os.path.isdir(output_dir):
         return None
-    steps = [
-        name.rsplit("-", 1)[-1] for name in os.listdir(output_dir) if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-")
-    ]
-    for step in sorted((int(step) for step in steps if step.isdigit()), reverse=True):
-        checkpoint = os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}")
+    for checkpoint in reversed(sort_checkpoints(output_dir)):
         # the Trainer writes trainer_state.json last: without it the checkpoint is incomplete
-        if os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+        if os.path.isfile(os.path.join(checkpoint, TRAINER_STATE_NAME)):
             return checkpoint
-        logger.warning(
-            "Skipping the incomplete checkpoint %s (no trainer_state.json: the run stopped while saving).", checkpoint
-        )
+        logger.warning("Skipping the incomplete checkpoint %s (the run stopped while saving it).", checkpoint)
     return None
 
 

@@ -1,10 +1,15 @@
 """Shared test helpers: tiny random configs and an in-memory tokenizer (everything offline, CPU, fast)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import BertConfig, BertTokenizer, ResNetConfig
 
 from modeling_epmvg import EpmVGConfig
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 TINY_VOCAB = [

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,10 +12,7 @@ from modeling_epmvg.modeling_epmvg import EpmVGFoldedConv2d, EpmVGFrozenBatchNor
 from scripts.benchmark import check_targets, parse_case
 from scripts.efficiency import compile_for_inference
 
-from .conftest import random_inputs, tiny_config
-
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .conftest import REPO_ROOT, random_inputs, tiny_config
 
 
 ATOL = 1e-4

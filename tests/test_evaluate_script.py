@@ -12,11 +12,10 @@ import torch
 from processing import EpmVGImageProcessor, EpmVGProcessor
 from processing.metrics import compute_grounding_metrics
 from scripts.evaluate import markdown_table, score
-from tests.conftest import tiny_config, tiny_tokenizer
+from tests.conftest import REPO_ROOT, tiny_config, tiny_tokenizer
 from tests.test_sources import LMMS_FEATURES, lmms_split, write_parquet_repo
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # odd sizes: a 2-way shard is uneven, and testB leaves the second process with nothing
 SPLIT_SIZES = {"testA": 5, "testB": 1}
 
@@ -54,9 +53,9 @@ def run(command: list[str], workdir) -> str:
         "HF_DATASETS_OFFLINE": "1",
         "CUDA_VISIBLE_DEVICES": "",
         "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
 

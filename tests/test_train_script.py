@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +17,10 @@ from modeling_epmvg import EpmVGForVisualGrounding
 from processing import EpmVGProcessor
 from scripts.train import last_complete_checkpoint, main
 
+from .conftest import REPO_ROOT
 from .training_fixtures import train_arguments, write_training_setup
 
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 CPU_ONLY = dict(os.environ, CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
 
 
@@ -57,9 +56,9 @@ def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setu
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPOSITORY / "tests" / "ddp_probe.py"), *train_arguments(setup, tmp_path),
+        str(REPO_ROOT / "tests" / "ddp_probe.py"), *train_arguments(setup, tmp_path),
     ]  # fmt: skip
-    completed = subprocess.run(command, env=CPU_ONLY, capture_output=True, text=True, timeout=600, cwd=REPOSITORY)
+    completed = subprocess.run(command, env=CPU_ONLY, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert completed.returncode == 0, completed.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert all(report["world_size"] == 2 and report["steps"] == 4 for report in ranks)
@@ -69,8 +68,8 @@ def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setu
 
 
 def run_training(arguments: list[str]) -> subprocess.Popen:
-    command = [sys.executable, str(REPOSITORY / "scripts" / "train.py"), *arguments]
-    return subprocess.Popen(command, env=CPU_ONLY, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), *arguments]
+    return subprocess.Popen(command, env=CPU_ONLY, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 @pytest.mark.slow
