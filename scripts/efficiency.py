@@ -12,7 +12,10 @@ comes first (gradient checkpointing), returning freed blocks to the OS sooner ke
 
 import ctypes
 import ctypes.util
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 
 # mallopt parameter numbers from glibc's malloc.h
@@ -21,6 +24,9 @@ _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 # blocks this large always go back to the OS when freed (see return_freed_memory)
 _RELEASE_THRESHOLD = 16 * 2**20
+# glibc >= 2.35 madvises the memory malloc maps with MADV_HUGEPAGE under this tunable (read at process start only)
+_HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb"
+_TRANSPARENT_HUGE_PAGES_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def _mallopt(*settings: tuple[int, int]) -> bool:
@@ -87,6 +93,80 @@ def return_freed_memory() -> bool:
     return _mallopt((_M_MMAP_THRESHOLD, _RELEASE_THRESHOLD))
 
 
+def huge_pages_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
+    r"""
+    `environ` with glibc's tunable that backs the memory malloc maps with transparent huge pages (2 MB instead of
+    4 KB pages), or None where it would change nothing: it is set already (the user's own value, `=0` too, wins), the
+    C library is not glibc 2.35 or later, or the kernel's transparent huge pages are not in `madvise` mode (`always`
+    uses them anyway, `never` not at all).
+
+    Every freed feature map that glibc hands back to the OS is page-faulted in again on its next allocation; with 2 MB
+    pages that takes 512x fewer faults. On this project's 2-core machine the batch-8 train step at 640 took 17.0 s
+    instead of 20.4 s with the default allocator, 20.7 s instead of 27.0 s with gradient checkpointing.
+
+    Args:
+        environ (`Mapping[str, str]`): the environment to extend, e.g. `os.environ`.
+
+    Returns:
+        `dict[str, str] | None`: the environment for a new process, or None.
+
+    Examples:
+
+    ```python
+    >>> import os, subprocess, sys
+    >>> from scripts.efficiency import huge_pages_environment
+    >>> env = huge_pages_environment(os.environ) or dict(os.environ)
+    >>> subprocess.run([sys.executable, "scripts/train.py", "--help"], env=env)  # doctest: +SKIP
+    ```
+    """
+    if _HUGE_PAGES_TUNABLE in environ.get("GLIBC_TUNABLES", ""):
+        return None
+    if not _glibc_at_least(2, 35) or _transparent_huge_pages_mode() != "madvise":
+        return None
+    tunables = ":".join(filter(None, [environ.get("GLIBC_TUNABLES"), f"{_HUGE_PAGES_TUNABLE}=1"]))
+    return {**environ, "GLIBC_TUNABLES": tunables}
+
+
+def restart_with_huge_pages() -> None:
+    r"""
+    Restarts the running Python command (same arguments, same process id) with `huge_pages_environment`, where that
+    changes anything; returns where it does not. glibc reads its tunables only when a process starts, so call it
+    first thing in a script's `__main__` block, before any output or work that would be lost.
+
+    Examples:
+
+    ```python
+    >>> from scripts.efficiency import restart_with_huge_pages
+    >>> if __name__ == "__main__":
+    ...     restart_with_huge_pages()  # doctest: +SKIP
+    ```
+    """
+    environment = huge_pages_environment(os.environ)
+    if environment is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # orig_argv keeps `-m module` and interpreter options, which sys.argv drops
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
+
+
+def _glibc_at_least(major: int, minor: int) -> bool:
+    try:
+        name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+    except (AttributeError, ValueError, OSError):
+        return False
+    return name == "glibc" and tuple(int(part) for part in version.split(".")[:2]) >= (major, minor)
+
+
+def _transparent_huge_pages_mode() -> str | None:
+    """The bracketed choice of the kernel's setting, e.g. "madvise" from "always [madvise] never"."""
+    try:
+        setting = _TRANSPARENT_HUGE_PAGES_MODE.read_text()
+    except OSError:
+        return None
+    return setting.partition("[")[2].partition("]")[0] or None
+
+
 def compile_for_inference(model):
     r"""
     `torch.compile` for inference with inductor's `freezing`: the weights become constants, so the convolution
@@ -116,4 +196,10 @@ def compile_for_inference(model):
     return torch.compile(model, options={"freezing": True})
 
 
-__all__ = ["compile_for_inference", "keep_freed_memory", "return_freed_memory"]
+__all__ = [
+    "compile_for_inference",
+    "huge_pages_environment",
+    "keep_freed_memory",
+    "restart_with_huge_pages",
+    "return_freed_memory",
+]

@@ -33,7 +33,7 @@ from processing.augmentation import EpmVGAugmentation
 from processing.collator import EpmVGDataCollator
 from processing.metrics import compute_grounding_metrics
 from processing.sources import load_grounding_dataset
-from scripts.efficiency import keep_freed_memory, return_freed_memory
+from scripts.efficiency import keep_freed_memory, restart_with_huge_pages, return_freed_memory
 from scripts.model_card import write_model_card
 
 
@@ -238,4 +238,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # glibc reads its allocator tunables only at process start: restart once, before any work, with huge pages
+    restart_with_huge_pages()
     main(sys.argv[1:])
