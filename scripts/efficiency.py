@@ -7,7 +7,8 @@ page-faults fresh memory in on the next allocation: with EpmVG's feature maps th
 REFERENCE.md section 4 measured 36-41% of a batch-8 forward at 640 in page faults. Keeping freed memory in the
 process removes that cost: `scripts/benchmark.py` measures it (`+malloc` cases; on this project's 2-core machine the
 batch-8 train step at 640 took 26.3 s instead of 32.5 s, the batch-1 forward 0.92 s instead of 1.09 s). Where memory
-comes first (gradient checkpointing), returning freed blocks to the OS sooner keeps the peak RSS down (`+release`).
+comes first (gradient checkpointing), returning freed blocks to the OS sooner keeps the peak RSS down (`+release`),
+and transparent huge pages make the faulting in cheaper for either (`+thp`, a restart with a glibc tunable).
 """
 
 import ctypes
@@ -101,8 +102,9 @@ def huge_pages_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
     uses them anyway, `never` not at all).
 
     Every freed feature map that glibc hands back to the OS is page-faulted in again on its next allocation; with 2 MB
-    pages that takes 512x fewer faults. On this project's 2-core machine the batch-8 train step at 640 took 17.0 s
-    instead of 20.4 s with the default allocator, 20.7 s instead of 27.0 s with gradient checkpointing.
+    pages that takes 512x fewer faults. On this project's 2-core machine, side by side, the batch-8 train step at 640
+    took 20.9 s instead of 27.8 s with gradient checkpointing (`return_freed_memory`), 18.0 s instead of 20.6 s with
+    the default allocator and 12.9 s instead of 13.6 s keeping freed memory, at the same peak RSS.
 
     Args:
         environ (`Mapping[str, str]`): the environment to extend, e.g. `os.environ`.
