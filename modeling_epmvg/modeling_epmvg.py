@@ -192,7 +192,7 @@ class EpmVGConvEncoder(nn.Module):
         self.freeze_stages(config.freeze_backbone_stages)
         self.gradient_checkpointing = False
         # the module structure is fixed: the block list is built once, not on every forward
-        self.blocks, self.num_output_stage_blocks = self._resnet_blocks()
+        self.blocks, self.num_recomputable_blocks = self._resnet_blocks()
         if self.blocks is not None:
             # a ResNet's ReLUs follow a BatchNorm or a residual sum, whose outputs nothing else reads: in place is safe
             for module in self.model.modules():
@@ -209,25 +209,24 @@ class EpmVGConvEncoder(nn.Module):
 
     def _resnet_blocks(self) -> tuple[list[nn.Module] | None, int]:
         """
-        The stem and residual blocks of a transformers ResNet up to its last output stage, and how many blocks that
-        stage has; (None, 0) for other backbones.
+        The stem and residual blocks of a transformers ResNet up to its last output stage, and how many of them
+        precede that stage (those gradient checkpointing may recompute); (None, 0) for other backbones.
         """
         stages = getattr(getattr(self.model, "encoder", None), "stages", None)
         if self.model.config.model_type != "resnet" or stages is None:
             return None, 0
         last_stage = self.model.stage_names.index(self.model.out_features[-1])
         blocks = [self.model.embedder] + [block for stage in stages[:last_stage] for block in stage.layers]
-        return blocks, len(stages[last_stage - 1].layers)
+        return blocks, len(blocks) - len(stages[last_stage - 1].layers)
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.blocks is None:
             feature_map = self.model(pixel_values).feature_maps[-1]
         else:
             checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-            first_output_stage_block = len(self.blocks) - self.num_output_stage_blocks
             feature_map = pixel_values
             for index, block in enumerate(self.blocks):
-                recompute = checkpointing and index < first_output_stage_block
+                recompute = checkpointing and index < self.num_recomputable_blocks
                 if recompute and (feature_map.requires_grad or _has_trainable_parameters(block)):
                     # non-reentrant: the first trainable block's input comes from frozen stages (no grad)
                     feature_map = checkpoint(block, feature_map, use_reentrant=False)

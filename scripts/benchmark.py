@@ -546,7 +546,6 @@ def run_child(
     result["threads"] = torch.get_num_threads()
     result["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["allocator_tuned"] = allocator_tuned
-    result["huge_pages"] = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
     if device.type == "cuda":
         result["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     return result
