@@ -1,6 +1,7 @@
 """Specification of EpmVGConfig / EpmVGForVisualGrounding: architecture, training behaviour, save/load, errors."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,6 +151,21 @@ def test_save_pretrained_writes_safetensors_only_and_reloads_identically(config,
     inputs = random_inputs(config)
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).pred_boxes, reloaded(**inputs).pred_boxes, atol=0, rtol=0)
+
+
+# A tiny model saved by commit d19ba4b (before attention went through transformers' attention interface and dropout
+# became torch's), with non-trivial BatchNorm statistics, and the boxes it gave on the inputs stored beside it.
+CHECKPOINT_BEFORE_ATTENTION_REWORK = Path(__file__).parent / "fixtures" / "epmvg_before_attention_rework"
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_a_checkpoint_saved_before_the_attention_rework_gives_the_boxes_it_gave_then(attn_implementation):
+    expected = load_file(CHECKPOINT_BEFORE_ATTENTION_REWORK / "expected_outputs.safetensors")
+    boxes = expected.pop("pred_boxes")
+    inputs = dict(expected, pixel_values=expected["pixel_values"].float(), pixel_mask=expected["pixel_mask"].long())
+    model = AutoModel.from_pretrained(CHECKPOINT_BEFORE_ATTENTION_REWORK, attn_implementation=attn_implementation)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(**inputs).pred_boxes, boxes, atol=1e-5, rtol=0)
 
 
 def test_loading_a_checkpoint_of_another_model_type_is_refused(tmp_path):
