@@ -325,7 +325,8 @@ def test_converted_layers_compute_what_transvg_computes():
         reference = transvg_encoder_layer_forward(
             state_dict, prefix, hidden.transpose(0, 1), positions.transpose(0, 1), padding, num_heads=2
         ).transpose(0, 1)
-        ours, _ = model.model.fusion_encoder.layers[1](hidden, positions, ~padding[:, None, None, :])
+        # the default SDPA attention takes a boolean mask, True on the keys each query may attend to
+        ours = model.model.fusion_encoder.layers[1](hidden, ~padding[:, None, None, :], positions)
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
 
 
