@@ -424,6 +424,19 @@ class EpmVGPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _supports_flex_attn = True  # the masks come from create_bidirectional_mask
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        r"""
+        [`PreTrainedModel.from_pretrained`], then the stem and the first `config.freeze_backbone_stages` backbone
+        stages frozen again: loading re-creates every parameter it reads as a trainable one.
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # with output_loading_info=True
+        for module in model.modules():
+            if isinstance(module, EpmVGConvEncoder):
+                module.freeze_stages(model.config.freeze_backbone_stages)
+        return loaded
+
     def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False):
         """[`PreTrainedModel.set_attn_implementation`], the convolutional backbone staying on eager (no attention)."""
         super().set_attn_implementation(with_eager_backbone(attn_implementation), allow_all_kernels)
