@@ -127,6 +127,29 @@ def test_output_hidden_states_can_select_fusion_layers_by_index(config):
     torch.testing.assert_close(selected[-2], every[-2])
 
 
+def test_recorded_hidden_states_under_gradient_checkpointing_equal_the_plain_ones_and_carry_gradients(config):
+    torch.manual_seed(0)
+    plain = EpmVGForVisualGrounding(config).train()
+    checkpointed = EpmVGForVisualGrounding(config).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.activation_checkpointing_enable()
+    inputs = random_inputs(config)
+    results = []
+    for model in (plain, checkpointed):
+        torch.manual_seed(1)  # the same dropout masks
+        outputs = model(**inputs, output_hidden_states=True)
+        # as a training-only head on the penultimate fusion layer would use it
+        (outputs.loss + outputs.hidden_states[-2].square().mean()).backward()
+        gradients = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        results.append(([state.detach() for state in outputs.hidden_states], gradients))
+    (plain_states, plain_gradients), (checkpointed_states, checkpointed_gradients) = results
+    assert len(checkpointed_states) == config.fusion_layers + 1
+    torch.testing.assert_close(checkpointed_states, plain_states)
+    assert checkpointed_gradients.keys() == plain_gradients.keys()
+    for name, gradient in plain_gradients.items():
+        torch.testing.assert_close(checkpointed_gradients[name], gradient, atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_attention_weights_with_another_attention_implementation_are_refused_with_the_fix(config):
     model = EpmVGForVisualGrounding(config)
     assert model.config._attn_implementation == "sdpa"
