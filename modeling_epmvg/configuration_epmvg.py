@@ -13,6 +13,16 @@ BBOX_LOSSES = ("smooth_l1", "l1")
 DISTILLATION_LOSSES = ("cosine", "l1")
 
 
+def with_eager_backbone(attn_implementation: str | dict | None) -> dict:
+    """
+    An `attn_implementation` request as transformers' per-sub-config dict, with the convolutional backbone on
+    `"eager"`: it has no attention, and transformers' backbones refuse any other implementation.
+    """
+    if not isinstance(attn_implementation, dict):
+        attn_implementation = {"": attn_implementation, "text_config": attn_implementation}
+    return {**attn_implementation, "backbone_config": "eager"}
+
+
 @strict
 class EpmVGConfig(PreTrainedConfig):
     r"""
@@ -124,6 +134,15 @@ class EpmVGConfig(PreTrainedConfig):
     distillation_loss: str = "cosine"
     distillation_image_coefficient: float = 1.5
     distillation_text_coefficient: float = 2.0
+
+    @property
+    def _attn_implementation(self) -> str | None:
+        return self._attn_implementation_internal
+
+    @_attn_implementation.setter
+    def _attn_implementation(self, value: str | dict | None):
+        # from_pretrained(..., attn_implementation="sdpa") sets it here, before the backbone is built
+        PreTrainedConfig._attn_implementation.fset(self, with_eager_backbone(value))
 
     @property
     def num_visual_tokens(self) -> int:

@@ -2,6 +2,7 @@
 """PyTorch EpmVG: TransVG-style visual grounding (ResNet + DETR encoder, BERT, fusion encoder, [REG] box head)."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -12,12 +13,16 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import load_backbone
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
-from transformers.utils import ModelOutput, logging
-from transformers.utils.generic import can_return_tuple
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .configuration_epmvg import EpmVGConfig
+from .configuration_epmvg import EpmVGConfig, with_eager_backbone
 from .loss_epmvg import grounding_loss
 
 
@@ -90,6 +95,7 @@ class EpmVGVisualGroundingOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+# Adapted from transformers.models.detr.modeling_detr.DetrFrozenBatchNorm2d: keeps the BatchNorm's own eps
 class EpmVGFrozenBatchNorm2d(nn.Module):
     """BatchNorm2d whose statistics and affine parameters are buffers (DETR / TransVG), so they never train."""
 
@@ -100,50 +106,20 @@ class EpmVGFrozenBatchNorm2d(nn.Module):
         self.bias = nn.Buffer(torch.zeros(num_features))
         self.running_mean = nn.Buffer(torch.zeros(num_features))
         self.running_var = nn.Buffer(torch.ones(num_features))
-        # set by EpmVGFoldedConv2d, which then applies this layer inside its convolution
-        self.folded = False
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints of regular BatchNorm2d carry a counter this module does not need
         state_dict.pop(prefix + "num_batches_tracked", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def scale_and_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The per-channel affine map this layer applies: `x * scale + shift`."""
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        return scale, self.bias - self.running_mean * scale
-
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.folded:
-            return hidden_states
-        scale, shift = self.scale_and_shift()
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
         # one fused pass (and one new feature map) instead of a multiply and an add
         return torch.addcmul(shift[None, :, None, None], hidden_states, scale[None, :, None, None])
 
 
-class EpmVGFoldedConv2d(nn.Conv2d):
-    """
-    A bias-free convolution whose following [`EpmVGFrozenBatchNorm2d`] is folded into its weight and bias on every
-    call: one pass over the feature map instead of two (forward and backward), with the same parameters and state
-    dict keys as the convolution and the normalization it replaces.
-    """
-
-    def __init__(self, convolution: nn.Conv2d, normalization: EpmVGFrozenBatchNorm2d):
-        super().__init__(
-            convolution.in_channels, convolution.out_channels, convolution.kernel_size, convolution.stride,
-            convolution.padding, convolution.dilation, convolution.groups, bias=False, device="meta",
-        )  # fmt: skip
-        self.weight = convolution.weight
-        # a plain reference: the normalization stays registered (and saved) where the backbone put it
-        object.__setattr__(self, "normalization", normalization)
-        normalization.folded = True
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.normalization.scale_and_shift()
-        weight = self.weight * scale[:, None, None, None]
-        return F.conv2d(hidden_states, weight, shift, self.stride, self.padding, self.dilation, self.groups)
-
-
+# Adapted from transformers.models.detr.modeling_detr.replace_batch_norm: keeps each BatchNorm's eps
 def replace_batch_norm(module: nn.Module) -> None:
     """Replaces every `nn.BatchNorm2d` below `module` by an [`EpmVGFrozenBatchNorm2d`] with the same statistics."""
     for name, child in module.named_children():
@@ -155,21 +131,6 @@ def replace_batch_norm(module: nn.Module) -> None:
             module._modules[name] = frozen
         else:
             replace_batch_norm(child)
-
-
-def fold_batch_norms(module: nn.Module) -> None:
-    """
-    Folds each frozen BatchNorm into the convolution before it, for layers built as `convolution` + `normalization`
-    (transformers' ResNet); other layers keep the separate pass.
-    """
-    for layer in module.modules():
-        convolution, normalization = getattr(layer, "convolution", None), getattr(layer, "normalization", None)
-        if (
-            type(convolution) is nn.Conv2d
-            and convolution.bias is None
-            and isinstance(normalization, EpmVGFrozenBatchNorm2d)
-        ):
-            layer.convolution = EpmVGFoldedConv2d(convolution, normalization)
 
 
 class EpmVGConvEncoder(nn.Module):
@@ -187,7 +148,6 @@ class EpmVGConvEncoder(nn.Module):
         self.model = load_backbone(config)
         with torch.no_grad():
             replace_batch_norm(self.model)
-        fold_batch_norms(self.model)
         self.num_channels = self.model.channels[-1]
         self.freeze_stages(config.freeze_backbone_stages)
         self.gradient_checkpointing = False
@@ -241,6 +201,8 @@ def _has_trainable_parameters(module: nn.Module) -> bool:
     return any(parameter.requires_grad for parameter in module.parameters())
 
 
+# Adapted from transformers.models.detr.modeling_detr.DetrSinePositionEmbedding: always normalized, from the mask of
+# real pixels, flattened to tokens
 class EpmVGSinePositionEmbedding(nn.Module):
     """
     DETR's normalized sine position encoding (y then x, sin/cos interleaved), computed by cumulative sums over the
@@ -269,81 +231,100 @@ class EpmVGSinePositionEmbedding(nn.Module):
         return torch.cat((pos_y, pos_x), dim=3).flatten(1, 2)
 
 
-def _dropout_keep_mask(shape: torch.Size, p: float) -> tuple[torch.Tensor, float]:
+# Copied from transformers.models.bert.modeling_bert.eager_attention_forward
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Unpack[TransformersKwargs],
+):
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+
+    # Take the dot product between "query" and "key" to get the raw attention scores.
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+
+    attn_output = torch.matmul(attn_weights, value)
+    attn_output = attn_output.transpose(1, 2).contiguous()
+
+    return attn_output, attn_weights
+
+
+# Copied from transformers.models.detr.modeling_detr.DetrSelfAttention with Detr->EpmVG
+class EpmVGSelfAttention(nn.Module):
     """
-    A boolean keep mask for dropout with probability `p` (rounded to a multiple of 1/65536: 0.1 becomes 0.100006),
-    drawn as 16 random bits per element, and the scale `1 / P(keep)` that keeps the expectation exact.
+    Multi-headed self-attention from 'Attention Is All You Need' paper.
+
+    In DETR, position embeddings are added to both queries and keys (but not values) in self-attention.
     """
-    drop_threshold = round(p * 65536)
-    numel = math.prod(shape)
-    # full-range int64 words from the CPU generator, read as four uniform int16 each
-    words = torch.empty((numel + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    keep = words.view(torch.int16)[:numel].view(shape) >= drop_threshold - 32768
-    return keep, 65536 / (65536 - drop_threshold)
 
-
-def epmvg_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """
-    Dropout as `F.dropout`, faster on CPU: torch draws a float32 Bernoulli mask there (about 5x slower than 16 random
-    bits per element) and keeps it for the backward pass (4 bytes per element instead of 1). Other devices, and
-    `p` = 1, use `F.dropout`. The CPU path follows `torch.manual_seed` and checkpointing's RNG replay like torch's.
-    """
-    if not training or p == 0:
-        return hidden_states
-    if hidden_states.device.type != "cpu" or p >= 1:
-        return F.dropout(hidden_states, p, training=True)
-    keep, scale = _dropout_keep_mask(hidden_states.shape, p)
-    # `where` keeps only the boolean mask for its backward pass; the in-place scale keeps nothing
-    return torch.where(keep, hidden_states, 0.0).mul_(scale)
-
-
-class EpmVGDropout(nn.Dropout):
-    """`nn.Dropout` through [`epmvg_dropout`] (same probability, same state dict: it has none)."""
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return epmvg_dropout(hidden_states, self.p, self.training)
-
-
-class EpmVGAttention(nn.Module):
-    """Multi-head self-attention with positions added to queries and keys only (DETR), via SDPA."""
-
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
+    def __init__(
+        self,
+        config: EpmVGConfig,
+        hidden_size: int,
+        num_attention_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = embed_dim // num_heads
-        self.dropout = dropout
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.o_proj = nn.Linear(embed_dim, embed_dim)
+        self.config = config
+        self.head_dim = hidden_size // num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = dropout
+        self.is_causal = False
 
-    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
-        return states.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+        self.k_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.q_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.o_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
 
     def forward(
         self,
         hidden_states: torch.Tensor,
-        position_embeddings: torch.Tensor,
-        attention_mask: torch.Tensor,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`attention_mask` (batch, 1, 1, seq) is True where a key may be attended to."""
-        queries_keys = hidden_states + position_embeddings
-        query = self._split_heads(self.q_proj(queries_keys))
-        key = self._split_heads(self.k_proj(queries_keys))
-        value = self._split_heads(self.v_proj(hidden_states))
-        dropout = self.dropout if self.training else 0.0
-        # SDPA does not return its weights, and on CPU it draws its dropout mask as slowly as `F.dropout`
-        if output_attentions or (dropout > 0 and hidden_states.device.type == "cpu"):
-            scores = (query * self.head_dim**-0.5) @ key.transpose(-1, -2)
-            # an additive -inf bias has an identity backward, where masked_fill would mask the gradient once more
-            key_bias = torch.zeros(attention_mask.shape, dtype=scores.dtype).masked_fill_(~attention_mask, -math.inf)
-            weights = scores.add_(key_bias).softmax(-1)
-            context = epmvg_dropout(weights, dropout, self.training) @ value
-        else:
-            weights = None
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
-        return self.o_proj(context.transpose(1, 2).flatten(2)), weights if output_attentions else None
+        attention_mask: torch.Tensor | None = None,
+        position_embeddings: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Position embeddings are added to both queries and keys (but not values).
+        """
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+
+        query_key_input = hidden_states + position_embeddings if position_embeddings is not None else hidden_states
+
+        query_states = self.q_proj(query_key_input).view(hidden_shape).transpose(1, 2)
+        key_states = self.k_proj(query_key_input).view(hidden_shape).transpose(1, 2)
+        value_states = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+
+        attn_output, attn_weights = attention_interface(
+            self,
+            query_states,
+            key_states,
+            value_states,
+            attention_mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=self.scaling,
+            **kwargs,
+        )
+
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        attn_output = self.o_proj(attn_output)
+        return attn_output, attn_weights
 
 
 class EpmVGMLP(nn.Module):
@@ -354,7 +335,7 @@ class EpmVGMLP(nn.Module):
         self.fc1 = nn.Linear(config.d_model, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, config.d_model)
         self.activation_fn = ACT2FN[config.activation_function]
-        self.dropout = EpmVGDropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(self.activation_fn(self.fc1(hidden_states))))
@@ -368,23 +349,22 @@ class EpmVGEncoderLayer(GradientCheckpointingLayer):
 
     def __init__(self, config: EpmVGConfig, num_heads: int, ffn_dim: int):
         super().__init__()
-        self.self_attn = EpmVGAttention(config.d_model, num_heads, config.dropout)
+        self.self_attn = EpmVGSelfAttention(config, config.d_model, num_heads, dropout=config.dropout)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.mlp = EpmVGMLP(config, ffn_dim)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.dropout = EpmVGDropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(
         self,
         hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         position_embeddings: torch.Tensor,
-        attention_mask: torch.Tensor,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.self_attn(hidden_states, position_embeddings, attention_mask, output_attentions)
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attended, _ = self.self_attn(hidden_states, attention_mask, position_embeddings, **kwargs)
         hidden_states = self.self_attn_layer_norm(hidden_states + self.dropout(attended))
-        hidden_states = self.final_layer_norm(hidden_states + self.dropout(self.mlp(hidden_states)))
-        return hidden_states, weights
+        return self.final_layer_norm(hidden_states + self.dropout(self.mlp(hidden_states)))
 
 
 class EpmVGEncoder(nn.Module):
@@ -392,6 +372,7 @@ class EpmVGEncoder(nn.Module):
 
     def __init__(self, config: EpmVGConfig, num_layers: int, num_heads: int, ffn_dim: int):
         super().__init__()
+        self.config = config
         self.layers = nn.ModuleList([EpmVGEncoderLayer(config, num_heads, ffn_dim) for _ in range(num_layers)])
 
     def forward(
@@ -399,36 +380,35 @@ class EpmVGEncoder(nn.Module):
         hidden_states: torch.Tensor,
         position_embeddings: torch.Tensor,
         padding_mask: torch.Tensor,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
-        """`padding_mask` (batch, seq) is True on real tokens. Returns the output, hidden states and attentions."""
-        attention_mask = padding_mask[:, None, None, :]
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        """`padding_mask` (batch, seq) is True on real tokens."""
+        # in the form the configured attention implementation takes, on the device of the hidden states
+        attention_mask = create_bidirectional_mask(self.config, hidden_states, padding_mask)
         for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, position_embeddings, attention_mask, output_attentions)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                all_attentions += (weights,)
-        return hidden_states, all_hidden_states, all_attentions
-
-
-class EpmVGMLPPredictionHead(nn.Module):
-    """A small MLP (Linear-ReLU repeated, then Linear) predicting the box from the [REG] output."""
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
-        super().__init__()
-        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
-        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims, dims[1:] + [output_dim]))
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        for index, layer in enumerate(self.layers):
-            hidden_states = layer(hidden_states)
-            if index < len(self.layers) - 1:
-                hidden_states = F.relu(hidden_states)
+            # the input goes first and positionally: the output recorder reads it as the initial hidden state
+            hidden_states = layer(hidden_states, attention_mask, position_embeddings, **kwargs)
         return hidden_states
+
+
+# Copied from transformers.models.detr.modeling_detr.DetrMLPPredictionHead with Detr->EpmVG
+class EpmVGMLPPredictionHead(nn.Module):
+    """
+    Very simple multi-layer perceptron (MLP, also called FFN), used to predict the normalized center coordinates,
+    height and width of a bounding box w.r.t. an image.
+
+    """
+
+    def __init__(self, input_dim, hidden_dim, output_dim, num_layers):
+        super().__init__()
+        self.num_layers = num_layers
+        h = [hidden_dim] * (num_layers - 1)
+        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip([input_dim] + h, h + [output_dim]))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = nn.functional.relu(layer(x)) if i < self.num_layers - 1 else layer(x)
+        return x
 
 
 class EpmVGPreTrainedModel(PreTrainedModel):
@@ -439,6 +419,27 @@ class EpmVGPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["EpmVGConvEncoder", "EpmVGEncoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _supports_flex_attn = True  # the masks come from create_bidirectional_mask
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        r"""
+        [`PreTrainedModel.from_pretrained`], then the stem and the first `config.freeze_backbone_stages` backbone
+        stages frozen again: loading re-creates every parameter it reads as a trainable one.
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # with output_loading_info=True
+        for module in model.modules():
+            if isinstance(module, EpmVGConvEncoder):
+                module.freeze_stages(model.config.freeze_backbone_stages)
+        return loaded
+
+    def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False):
+        """[`PreTrainedModel.set_attn_implementation`], the convolutional backbone staying on eager (no attention)."""
+        super().set_attn_implementation(with_eager_backbone(attn_implementation), allow_all_kernels)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -477,6 +478,14 @@ class EpmVGModel(EpmVGPreTrainedModel):
     The EpmVG/TransVG encoder without the box head: visual branch (CNN backbone + transformer encoder), linguistic
     branch (BERT), and the visual-linguistic fusion encoder over `[REG, text slots, visual tokens]`.
     """
+
+    # the fusion encoder's layers only: the visual encoder is built from the same classes
+    _can_record_outputs = {
+        "hidden_states": OutputRecorder(
+            EpmVGEncoderLayer, layer_name="fusion_encoder", num_hidden_layers_key="fusion_layers"
+        ),
+        "attentions": OutputRecorder(EpmVGSelfAttention, index=1, layer_name="fusion_encoder"),
+    }
 
     def __init__(self, config: EpmVGConfig):
         super().__init__(config)
@@ -537,6 +546,14 @@ class EpmVGModel(EpmVGPreTrainedModel):
                 f"Got {pixel_values.shape[0]} images but {input_ids.shape[0]} texts: pass one expression per image."
             )
 
+    def _check_attention_outputs(self, output_attentions: bool | None) -> None:
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                f"output_attentions=True needs the eager attention, but this model uses "
+                f'{self.config._attn_implementation!r}: load it with attn_implementation="eager" or call '
+                'model.set_attn_implementation("eager").'
+            )
+
     def encode_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Visual branch: (batch, num_visual_tokens, d_model) tokens and their (batch, num_visual_tokens) mask."""
         feature_map, mask = self.backbone(pixel_values, pixel_mask)
@@ -550,8 +567,7 @@ class EpmVGModel(EpmVGPreTrainedModel):
         tokens = self.input_projection(feature_map).flatten(2).transpose(1, 2)
         positions = self.vision_position_embedding(mask)
         mask = mask.flatten(1)
-        tokens, _, _ = self.vision_encoder(tokens, positions, mask)
-        return self.vision_projection(tokens), mask
+        return self.vision_projection(self.vision_encoder(tokens, positions, mask)), mask
 
     def encode_text(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
@@ -566,7 +582,8 @@ class EpmVGModel(EpmVGPreTrainedModel):
         mask = F.pad(attention_mask.bool(), (0, missing), value=False)
         return self.text_projection(states), mask
 
-    @can_return_tuple
+    @merge_with_config_defaults
+    @capture_outputs
     def forward(
         self,
         pixel_values: torch.FloatTensor,
@@ -574,16 +591,19 @@ class EpmVGModel(EpmVGPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | EpmVGModelOutput:
         r"""
         pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             1 on real pixels, 0 on canvas padding. Defaults to all ones.
         attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             1 on real tokens, 0 on padding. Defaults to all ones.
+
+        `output_hidden_states=True` returns the fusion encoder's input and every fusion layer's output;
+        `output_attentions=True` (with `attn_implementation="eager"`) every fusion layer's attention weights.
         """
         self._check_inputs(pixel_values, input_ids)
+        self._check_attention_outputs(kwargs.get("output_attentions"))
         if pixel_mask is None:
             pixel_mask = torch.ones_like(pixel_values[:, 0], dtype=torch.long)
         if attention_mask is None:
@@ -596,17 +616,13 @@ class EpmVGModel(EpmVGPreTrainedModel):
         sequence = torch.cat([reg_token, text_tokens, visual_tokens], dim=1)
         mask = torch.cat([visual_mask.new_ones(batch_size, 1), text_mask, visual_mask], dim=1)
         positions = self.fusion_position_embeddings.weight[None]
-        hidden_states, all_hidden_states, all_attentions = self.fusion_encoder(
-            sequence, positions, mask, bool(output_attentions), bool(output_hidden_states)
-        )
+        hidden_states = self.fusion_encoder(sequence, positions, mask, **kwargs)
         first_visual_slot = 1 + self.config.max_text_len
         return EpmVGModelOutput(
             last_hidden_state=hidden_states,
             reg_embeds=hidden_states[:, 0],
             image_embeds=hidden_states[:, first_visual_slot],
             text_embeds=hidden_states[:, 1],
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
         )
 
 
@@ -700,8 +716,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.FloatTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | EpmVGVisualGroundingOutput:
         r"""
         pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
@@ -744,8 +759,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            **kwargs,
         )
         pred_boxes = self.bbox_predictor(outputs.reg_embeds).sigmoid()
         loss, loss_dict = None, None

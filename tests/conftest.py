@@ -78,6 +78,10 @@ def random_inputs(config: EpmVGConfig, batch_size: int = 2, seed: int = 0) -> di
     }
 
 
+def frozen_parameter_names(model: torch.nn.Module) -> set[str]:
+    return {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+
+
 @pytest.fixture
 def config() -> EpmVGConfig:
     return tiny_config()

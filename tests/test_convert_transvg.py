@@ -13,7 +13,7 @@ from modeling_epmvg import EpmVGForVisualGrounding
 from processing import EpmVGProcessor
 from scripts import convert_transvg_to_hf as convert
 
-from .conftest import TINY_VOCAB, random_inputs, tiny_tokenizer
+from .conftest import TINY_VOCAB, frozen_parameter_names, random_inputs, tiny_tokenizer
 
 
 # Tiny TransVG: ResNet "R-50-like" bottlenecks (stem 8, widths 16/32/32/64, depths 2/1/1/1), d 16, 2 heads,
@@ -325,7 +325,8 @@ def test_converted_layers_compute_what_transvg_computes():
         reference = transvg_encoder_layer_forward(
             state_dict, prefix, hidden.transpose(0, 1), positions.transpose(0, 1), padding, num_heads=2
         ).transpose(0, 1)
-        ours, _ = model.model.fusion_encoder.layers[1](hidden, positions, ~padding[:, None, None, :])
+        # the default SDPA attention takes a boolean mask, True on the keys each query may attend to
+        ours = model.model.fusion_encoder.layers[1](hidden, ~padding[:, None, None, :], positions)
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
 
 
@@ -394,6 +395,16 @@ def test_cli_converts_a_checkpoint_file_with_processor_and_push(tmp_path, monkey
     expected, _ = convert.convert_transvg_checkpoint(state_dict, TRANSVG_ARGS)
     for key, tensor in expected.state_dict().items():
         assert torch.equal(model.state_dict()[key], tensor), key
+
+
+def test_the_converted_model_loads_with_transvgs_frozen_stem_and_layer1(tmp_path):
+    checkpoint = tmp_path / "transvg.pth"
+    torch.save({"model": make_transvg_state_dict(), "args": TRANSVG_ARGS}, checkpoint)
+    assert convert.main([str(checkpoint), str(tmp_path / "converted")]) == 0
+    converted = AutoModel.from_pretrained(tmp_path / "converted")
+    assert converted.config.freeze_backbone_stages == 1
+    frozen = frozen_parameter_names(EpmVGForVisualGrounding(converted.config))
+    assert frozen and frozen_parameter_names(converted) == frozen
 
 
 def test_pickled_objects_need_allow_pickle(tmp_path, capsys):

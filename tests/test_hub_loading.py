@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoProcessor
 from modeling_epmvg import EpmVGForVisualGrounding
 from processing import EpmVGImageProcessor, EpmVGProcessor
 
-from .conftest import tiny_config, tiny_tokenizer
+from .conftest import frozen_parameter_names, tiny_config, tiny_tokenizer
 from .remote_code import run_without_package
 
 
@@ -95,3 +95,28 @@ def test_saved_folder_loads_through_auto_classes_without_trust_remote_code_when_
     assert type(reloaded_processor) is EpmVGProcessor
     assert reloaded_processor.max_text_len == processor.max_text_len
     np.testing.assert_allclose(predict(reloaded_model, reloaded_processor), predict(model, processor), atol=0)
+
+
+FROZEN_PARAMETERS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    for name in ("modeling_epmvg", "processing", "scripts"):
+        sys.modules[name] = None
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+    print(json.dumps(sorted(name for name, parameter in model.named_parameters() if not parameter.requires_grad)))
+    """
+)
+
+
+def test_the_frozen_backbone_stages_are_frozen_again_after_loading_with_and_without_the_package(tmp_path):
+    model = EpmVGForVisualGrounding(tiny_config(freeze_backbone_stages=1))
+    frozen = frozen_parameter_names(model)
+    assert frozen and all(".embedder." in name or ".stages.0." in name for name in frozen)  # the stem and layer1
+    model.save_pretrained(tmp_path / "checkpoint")
+
+    assert frozen_parameter_names(AutoModel.from_pretrained(tmp_path / "checkpoint")) == frozen
+    assert frozen_parameter_names(EpmVGForVisualGrounding.from_pretrained(tmp_path / "checkpoint")) == frozen
+    remote = run_without_package(FROZEN_PARAMETERS_SCRIPT, str(tmp_path / "checkpoint"), cwd=tmp_path)
+    assert set(remote) == frozen
