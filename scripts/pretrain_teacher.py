@@ -1,0 +1,8 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""Pretrain the embedded default's CLIP teacher: the command line of `modeling_epmvg.commands.pretrain_teacher`."""
+
+from modeling_epmvg.commands.pretrain_teacher import main
+
+
+if __name__ == "__main__":
+    main()
