@@ -128,8 +128,8 @@ def train_student(args, paths: dict, output_dir: str, distill: bool) -> None:
 
 def evaluate(paths: dict, model_dir: str) -> dict:
     output = os.path.join(model_dir, "eval_results.json")
-    command = ["scripts/run_evaluation.py", "--model", model_dir, "--dataset", paths["data"], "--splits", "val", "test"]
-    run(command + ["--batch-size", "250", "--output", output], "evaluate")
+    command = ["scripts/run_evaluation.py", "--model", model_dir, "--dataset", paths["data"], "--splits", "val"]
+    run(command + ["test", "--batch-size", "250", "--output", output], "evaluate")
     with open(output) as handle:
         return json.load(handle)["metrics"]
 

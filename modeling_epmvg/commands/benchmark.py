@@ -255,6 +255,8 @@ def random_batch(batch_size: int, image_size: int, device, teacher: str | None =
     """
     import torch
 
+    from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS
+
     generator = torch.Generator().manual_seed(seed)
     pixel_mask = torch.zeros(batch_size, image_size, image_size, dtype=torch.long)
     pixel_mask[:, image_size // 8 : image_size - image_size // 8] = 1
@@ -278,7 +280,7 @@ def random_batch(batch_size: int, image_size: int, device, teacher: str | None =
         }
     elif teacher == "cached":
         embeds = torch.nn.functional.normalize(torch.randn(2, batch_size, 512, generator=generator), dim=-1)
-        batch |= {"teacher_image_embeds": embeds[0], "teacher_text_embeds": embeds[1]}
+        batch |= dict(zip(TEACHER_EMBED_KEYS, embeds))
     return {key: value.to(device) for key, value in batch.items()}
 
 
@@ -487,7 +489,8 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
     torch.set_num_threads(1)  # what a DataLoader worker gets
     examples = _synthetic_jpegs()
     processor = EpmVGProcessor(EpmVGImageProcessor(size=case.image_size), _benchmark_tokenizer(), max_text_len=20)
-    train_collator = EpmVGDataCollator(processor, augmentation=EpmVGAugmentation(size=case.image_size, seed=0))
+    augmentation = EpmVGAugmentation(size=case.image_size, seed=0)
+    train_collator = EpmVGDataCollator(processor)
     eval_collator = EpmVGDataCollator(processor, return_target_sizes=True)
 
     def rows():
@@ -496,8 +499,14 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
             for data, box, text in examples
         ]
 
+    def augmented_rows():
+        """What `dataset.with_transform(augmentation.transform_batch)` hands the collator."""
+        batch = rows()
+        columns = augmentation.transform_batch({name: [row[name] for row in batch] for name in batch[0]})
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
     cpu = torch.device("cpu")
-    train_times = time_function(lambda: train_collator(rows()), warmup, max(repeats, 3), cpu)
+    train_times = time_function(lambda: train_collator(augmented_rows()), warmup, max(repeats, 3), cpu)
     eval_times = time_function(lambda: eval_collator(rows()), warmup, max(repeats, 3), cpu)
     return {
         "times": train_times,
