@@ -60,9 +60,20 @@ class ModelArguments:
     teacher_model_name_or_path: str | None = field(
         default=None, metadata={"help": "CLIPModel teacher (its processor is loaded from the same place)."}
     )
-    config_overrides: str | None = field(
+    distillation_image_coefficient: float | None = field(
         default=None,
-        metadata={"help": "JSON of EpmVGConfig fields, e.g. '{\"distillation_image_coefficient\": 0}'."},
+        metadata={"help": "Weight alpha of the image distillation term; 0 switches it off (default: the config's)."},
+    )
+    distillation_text_coefficient: float | None = field(
+        default=None,
+        metadata={"help": "Weight beta of the text distillation term; 0 switches it off (default: the config's)."},
+    )
+    distillation_loss: str | None = field(
+        default=None,
+        metadata={"help": "Distillation distance (default: the config's, cosine).", "choices": ["cosine", "l1"]},
+    )
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "JSON of other EpmVGConfig fields, e.g. '{\"dropout\": 0.0}'."}
     )
     text_config_overrides: str | None = field(
         default=None,
@@ -88,9 +99,19 @@ class DataArguments:
     skip_invalid: bool = field(default=False, metadata={"help": "Skip (and count) invalid rows instead of failing."})
 
 
+DISTILLATION_FLAGS = ("distillation_image_coefficient", "distillation_text_coefficient", "distillation_loss")
+
+
+def config_overrides(model_args: ModelArguments) -> dict:
+    """The EpmVGConfig fields set on the command line: `--config_overrides`, then the distillation flags given."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    flags = {name: getattr(model_args, name) for name in DISTILLATION_FLAGS}
+    return overrides | {name: value for name, value in flags.items() if value is not None}
+
+
 def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
     """The student: a checkpoint, pretrained parts (over `config_name`), or a fresh config; overrides applied."""
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    overrides = config_overrides(model_args)
     if model_args.model_name_or_path:
         return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
     config = EpmVGConfig.from_pretrained(model_args.config_name) if model_args.config_name else EpmVGConfig()
