@@ -15,7 +15,6 @@ files). Examples:
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +25,6 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
-from modeling_epmvg.efficiency_epmvg import keep_freed_memory, restart_with_huge_pages, return_freed_memory
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
 from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGTrainingArguments, cache_teacher_embeddings
@@ -248,17 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    # page faults cost a fifth of the batch-8 train step at 640 on CPU (scripts/benchmark.py, `+malloc` cases); with
-    # gradient checkpointing memory comes first: keeping freed memory raised its peak from 4.97 GB to 5.72 GB, while
-    # returning freed feature maps to the OS at once lowered it to 4.6 GB (`+release`)
-    if training_args.gradient_checkpointing:
-        return_freed_memory()
-    else:
-        keep_freed_memory()
     train(model_args, data_args, training_args)
 
 
 if __name__ == "__main__":
-    # glibc reads its allocator tunables only at process start: restart once, before any work, with huge pages
-    restart_with_huge_pages()
-    main(sys.argv[1:])
+    main()

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from modeling_epmvg.efficiency_epmvg import compile_for_inference, keep_freed_memory
+from modeling_epmvg.efficiency_epmvg import compile_for_inference
 
 
 logger = logging.getLogger("epmvg.evaluate")
@@ -193,10 +193,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> None:
     """Console entry point (`epmvg-evaluate`)."""
-    args = parse_args(argv)
-    # an inference process: reusing freed feature-map memory speeds up the 640 forward (scripts/benchmark.py)
-    keep_freed_memory()
-    run(args)
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":
