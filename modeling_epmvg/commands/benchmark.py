@@ -91,7 +91,7 @@ TEACHER_CONFIG = {
     },
     "projection_dim": 512,
 }
-# TransVG's own code on this machine kind (REFERENCE.md section 4): seconds and GB
+# TransVG's own code, measured on this project's 2-core CPU machine kind: seconds and peak RSS in GB
 TRANSVG_REFERENCE = {
     "forward-b1-640": (0.88, 1.1),
     "forward-b8-640": (13.0, 2.0),
@@ -728,7 +728,7 @@ TARGET_CONFIGURATIONS = {
 
 
 def check_targets(rows: list[dict]) -> list[dict]:
-    """The targets of issue 6 (ratios against TransVG's own code on this machine kind), where measured."""
+    """The performance targets (ratios against TransVG's own code on this machine kind), where measured."""
     by_name = {row["case"]: row for row in rows}
 
     def value(name: str, key: str = "median_s"):
