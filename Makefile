@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-ablation test lint benchmark clean
+.PHONY: demo demo-ablation test lint benchmark clean chromium
 
 $(STAMP): requirements-dev.txt setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(STAMP): requirements-dev.txt setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+# the app's browser test drives Debian's chromium through Playwright (no browser download): installed when missing
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
