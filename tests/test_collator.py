@@ -8,9 +8,9 @@ from datasets import Dataset
 from transformers import CLIPImageProcessorPil, CLIPProcessor
 
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.augmentation import EpmVGAugmentation
-from processing.collator import EpmVGDataCollator
-from processing.schema import GROUNDING_FEATURES
+from processing.data.augmentation import EpmVGAugmentation
+from processing.data.collator import EpmVGDataCollator
+from processing.data.schema import GROUNDING_FEATURES
 from tests.conftest import tiny_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""scripts/evaluate.py on a fixture dataset with a tiny saved model: one plain process, and two processes under
+"""scripts/run_evaluation.py on a fixture dataset with a tiny saved model: one plain process, and two processes under
 `accelerate launch` (CPU, gloo) giving the same metrics and counts (issue 4, acceptance 4)."""
 
 import json
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.metrics import compute_grounding_metrics
-from scripts.evaluate import markdown_table, score
+from processing.data.commands.evaluate import markdown_table, score
+from processing.data.metrics import compute_grounding_metrics
 from tests.conftest import REPO_ROOT, tiny_config, tiny_tokenizer
 from tests.test_sources import LMMS_FEATURES, lmms_split, write_parquet_repo
 
@@ -76,7 +76,7 @@ def evaluate_args(workdir, output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def single_process(workdir):
     # run as a plain file: the script must still import the `evaluate` library, not itself
-    stdout = run([sys.executable, "scripts/evaluate.py", *evaluate_args(workdir, "one.json")], workdir)
+    stdout = run([sys.executable, "scripts/run_evaluation.py", *evaluate_args(workdir, "one.json")], workdir)
     return stdout, json.loads((workdir / "one.json").read_text())
 
 
@@ -114,7 +114,7 @@ def test_two_processes_count_every_expression_once(single_process, workdir):
         "--dynamo_backend",
         "no",
         "-m",
-        "scripts.evaluate",
+        "processing.data.commands.evaluate",
     ]
     stdout = run([*launch, *evaluate_args(workdir, "two.json")], workdir)
     assert stdout.count("| testA | 5 |") == 1  # only the main process reports
@@ -129,7 +129,7 @@ def test_two_processes_count_every_expression_once(single_process, workdir):
 
 @pytest.mark.slow
 def test_compiled_model_gives_the_same_predictions(single_process, workdir):
-    run([sys.executable, "scripts/evaluate.py", *evaluate_args(workdir, "compiled.json"), "--compile"], workdir)
+    run([sys.executable, "scripts/run_evaluation.py", *evaluate_args(workdir, "compiled.json"), "--compile"], workdir)
     one, compiled = single_process[1], json.loads((workdir / "compiled.json").read_text())
     for split in SPLIT_SIZES:
         for a, b in zip(one["predictions"][split], compiled["predictions"][split], strict=True):

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoProcessor
 
 from modeling_epmvg import EpmVGForVisualGrounding
+from modeling_epmvg.commands.train import last_complete_checkpoint, main
 from processing import EpmVGProcessor
-from scripts.train import last_complete_checkpoint, main
 
 from .conftest import REPO_ROOT
 from .training_fixtures import train_arguments, write_training_setup

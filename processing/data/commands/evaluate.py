@@ -2,30 +2,23 @@
 """Evaluate an EpmVG checkpoint on grounding splits: Acc@0.5 (IoU >= 0.5), Acc@t and mean IoU per split.
 
     epmvg-evaluate --model path/or/hub-id --dataset lmms-lab/RefCOCO --splits testA testB --output results.json
-    accelerate launch --num_processes 4 -m scripts.evaluate --model ... --dataset ... --splits val
+    accelerate launch --num_processes 4 -m processing.data.commands.evaluate --model ... --dataset ... --splits val
 
 Each process runs a strided shard of every split (no sampler padding); the predictions are gathered on the main
 process, which scores every expression exactly once, prints a markdown table and writes a JSON file with the
 per-split metrics and the per-example predictions.
 """
 
-import os
-import sys
-
-
-if __name__ == "__main__" and not __package__:
-    # run as a file: put the repository first so that `import evaluate` finds the library, not this script
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 import argparse
 import json
 import logging
+import os
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from scripts.efficiency import compile_for_inference, keep_freed_memory
+from modeling_epmvg.efficiency_epmvg import compile_for_inference, keep_freed_memory
 
 
 logger = logging.getLogger("epmvg.evaluate")
@@ -79,7 +72,7 @@ def load_model_and_processor(args, device: torch.device):
 
 def load_splits(args) -> dict:
     """{split: unified dataset}."""
-    from processing.sources import load_grounding_dataset
+    from processing.data.sources import load_grounding_dataset
 
     splits = load_grounding_dataset(
         args.dataset,
@@ -130,7 +123,7 @@ class _CollateWithMeta:
 
 def predict(model, processor, dataset, indices, args, device, desc: str, show: bool) -> list[dict]:
     """Per-example records (metadata + `pred_bbox` in original pixels) for the rows `indices`."""
-    from processing.collator import EpmVGDataCollator
+    from processing.data.collator import EpmVGDataCollator
 
     collate = _CollateWithMeta(EpmVGDataCollator(processor, return_target_sizes=True))
     loader = DataLoader(
@@ -151,7 +144,7 @@ def predict(model, processor, dataset, indices, args, device, desc: str, show: b
 
 def score(records: list[dict], thresholds: list[float], metric) -> tuple[dict, list[dict]]:
     """(metrics, records sorted by index with their IoU); checks each expression is counted exactly once."""
-    from processing.metrics import box_iou
+    from processing.data.metrics import box_iou
 
     records = sorted(records, key=lambda record: record["index"])
     if [record["index"] for record in records] != list(range(len(records))):
@@ -191,7 +184,7 @@ def run(args: argparse.Namespace) -> dict:
         splits = load_splits(args)
     metric = None
     if accelerator.is_main_process:
-        from processing.metrics import load_grounding_accuracy
+        from processing.data.metrics import load_grounding_accuracy
 
         metric = load_grounding_accuracy()
     results, predictions = {}, {}

@@ -54,7 +54,7 @@ class EpmVGDataCollator:
 
     ```python
     >>> from torch.utils.data import DataLoader
-    >>> from processing.collator import EpmVGDataCollator
+    >>> from processing.data.collator import EpmVGDataCollator
 
     >>> collator = EpmVGDataCollator(processor, return_target_sizes=True)  # doctest: +SKIP
     >>> batch = next(iter(DataLoader(test_dataset, batch_size=8, collate_fn=collator)))  # doctest: +SKIP
