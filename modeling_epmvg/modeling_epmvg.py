@@ -759,7 +759,8 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         if unexpected:
             raise ValueError(f"Pretrained weights that fit nowhere in EpmVG: {unexpected[:10]}")
         logger.warning(
-            "EpmVG built from pretrained parts; from %s: %s; from %s: text_backbone; newly initialized (train them): %s",
+            "EpmVG built from pretrained parts; from %s: %s; from %s: text_backbone; newly initialized (train them): "
+            "%s",
             backbone_model_name_or_path or "nowhere (random visual branch)",
             ", ".join(_module_names(vision_weights)) or "-",
             text_model_name_or_path,
@@ -794,7 +795,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         labels (`torch.FloatTensor` of shape `(batch_size, 4)`, *optional*):
             Ground-truth boxes, normalized (center_x, center_y, width, height) in the padded canvas, as produced by
             [`EpmVGProcessor`] when given `boxes=`.
-        dense_labels (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 4 + len(dense_attribute_classes))`, *optional*):
+        dense_labels (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 4 + num_attributes)`, *optional*):
             Per-token targets of the dense auxiliary term (see [`~loss_epmvg.dense_prediction_loss`]); needed with
             `labels` when `auxiliary_dense_loss_coefficient` is non-zero.
 
@@ -842,7 +843,9 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         if labels is not None:
             labels = _check_labels(labels, pred_boxes)
             loss, loss_dict = grounding_loss(pred_boxes, labels, self.config)
-            for name, (coefficient, term) in self._auxiliary_terms(outputs.hidden_states, labels, dense_labels).items():
+            for name, (coefficient, term) in self._auxiliary_terms(
+                outputs.hidden_states, labels, dense_labels
+            ).items():
                 loss = loss + coefficient * term
                 loss_dict[name] = term
         return EpmVGVisualGroundingOutput(
@@ -913,7 +916,7 @@ class EpmVGForVisualPretraining(EpmVGPreTrainedModel):
         r"""
         pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             1 on real pixels, 0 on canvas padding. Defaults to all ones.
-        dense_labels (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 4 + len(dense_attribute_classes))`, *optional*):
+        dense_labels (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 4 + num_attributes)`, *optional*):
             Per-token targets (see [`~loss_epmvg.dense_prediction_loss`]).
         """
         tokens, _ = self.model(pixel_values, pixel_mask)

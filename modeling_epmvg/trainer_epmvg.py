@@ -42,8 +42,9 @@ class EpmVGTrainingArguments(TrainingArguments):
         default=1e-5, metadata={"help": "Learning rate of the visual backbone, visual encoder and text encoder."}
     )
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay, applied to every parameter."})
-    lr_drop_epoch: int | None = field(
-        default=None, metadata={"help": "Epoch at which every learning rate is multiplied by lr_drop_factor."}
+    lr_drop_epoch: float | None = field(
+        default=None,
+        metadata={"help": "Epoch (fractions allowed) at which every learning rate is multiplied by lr_drop_factor."},
     )
     lr_drop_factor: float = field(default=0.1, metadata={"help": "Learning-rate factor applied at lr_drop_epoch."})
     lr_scheduler_type: SchedulerType | str = field(
@@ -51,6 +52,12 @@ class EpmVGTrainingArguments(TrainingArguments):
     )
     unfreeze_teacher: bool = field(
         default=False, metadata={"help": "Train the CLIP teacher too (the paper's ablation; single process only)."}
+    )
+    label_names: list[str] | None = field(
+        default_factory=lambda: ["labels"],
+        metadata={
+            "help": "The boxes; `dense_labels` (auxiliary term) are an input, not what predictions are scored on."
+        },
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the raw image and text columns."}
@@ -206,7 +213,7 @@ class EpmVGDistillationTrainer(Trainer):
         if getattr(self.args, "lr_drop_epoch", None) is None:
             return super().create_scheduler(num_training_steps, optimizer)
         if self.lr_scheduler is None:
-            drop_step = self.args.lr_drop_epoch * self._optimizer_steps_per_epoch()
+            drop_step = round(self.args.lr_drop_epoch * self._optimizer_steps_per_epoch())
             factor = self.args.lr_drop_factor
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer or self.optimizer, lambda step: factor if step >= drop_step else 1.0

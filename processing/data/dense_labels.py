@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from modeling_epmvg.loss_epmvg import target_cells
@@ -50,21 +51,26 @@ class EpmVGDenseLabeler:
         `(batch, grid_size**2, 4 + num_attributes)` float labels for the rows' objects, with boxes put in the canvas
         by `image_processor` exactly as it places the images (centred letterbox, `(height, width)` sizes).
         """
-        labels = torch.full((len(rows), self.grid_size**2, 4 + len(self.attributes)), -1.0)
-        for index, (row, image_size) in enumerate(zip(rows, image_sizes)):
-            objects = row.get(self.objects_column)
-            if not objects:
+        objects = [row.get(self.objects_column) for row in rows]
+        for index, scene in enumerate(objects):
+            if not scene:
                 raise ValueError(
                     f"Row {index} has no {self.objects_column!r} annotations: the dense objective needs every object "
                     "of the scene (the synthetic benchmark has them; real data starts from a DETR checkpoint instead)."
                 )
-            boxes = image_processor.boxes_to_canvas([obj["bbox"] for obj in objects], [image_size] * len(objects))
-            boxes = torch.from_numpy(boxes)
-            # reversed, so that the first object of a shared cell is written last and wins
-            for cell, box, obj in reversed(list(zip(target_cells(boxes, self.grid_size).tolist(), boxes, objects))):
-                labels[index, cell, :4] = box
-                labels[index, cell, 4:] = torch.tensor(self._class_indices(obj), dtype=torch.float32)
-        return labels
+        counts = [len(scene) for scene in objects]
+        flat = [obj for scene in objects for obj in scene]
+        boxes = image_processor.boxes_to_canvas(
+            [obj["bbox"] for obj in flat], np.repeat(np.asarray(image_sizes), counts, axis=0)
+        )
+        values = torch.cat([torch.from_numpy(boxes), torch.tensor([self._class_indices(obj) for obj in flat])], dim=1)
+        slots = np.repeat(np.arange(len(rows)), counts) * self.grid_size**2
+        slots = slots + target_cells(torch.from_numpy(boxes), self.grid_size).numpy()
+        # np.unique returns each slot's first occurrence: the first object of a shared cell wins
+        slots, first = np.unique(slots, return_index=True)
+        labels = torch.full((len(rows) * self.grid_size**2, 4 + len(self.attributes)), -1.0)
+        labels[torch.from_numpy(slots)] = values[torch.from_numpy(first)].float()
+        return labels.view(len(rows), self.grid_size**2, -1)
 
 
 __all__ = ["EpmVGDenseLabeler"]
