@@ -55,8 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num-train", type=int, default=40000, help="Training expressions (two per scene).")
     parser.add_argument("--num-eval", type=int, default=500, help="Expressions in val and in test.")
     parser.add_argument("--image-size", type=int, default=64, help="Side of the synthetic images and the canvas.")
-    parser.add_argument("--max-steps", type=int, default=4000, help="Grounding steps at --batch-size.")
-    parser.add_argument("--ablation-steps", type=int, default=2500, help="Grounding steps of each ablation run.")
+    parser.add_argument("--train-minutes", type=float, default=8.0, help="Grounding training time budget.")
+    parser.add_argument("--ablation-minutes", type=float, default=4.0, help="Training time of each ablation run.")
+    parser.add_argument("--max-steps", type=int, default=100_000, help="Cap on the grounding steps of a run.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Seeds of the ablation runs.")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -120,8 +121,7 @@ def student_config(args, folder: str) -> None:
     ).save_pretrained(folder)  # fmt: skip
 
 
-def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, max_steps: int) -> list[str]:
-    steps_per_epoch = args.num_train / args.batch_size
+def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, minutes: float) -> list[str]:
     arguments = [
         "--dataset_name", paths["data"], "--eval_split", "val",
         "--config_name", paths["config"],
@@ -134,12 +134,12 @@ def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, 
         # dense labels follow every object of the scene, which augmentation would move
         "--augment", "false",
         "--output_dir", output_dir,
-        "--max_steps", str(max_steps),
+        # a time budget, the lr dropped x0.1 after 75% of it: as many steps as the machine gives
+        "--max_train_minutes", str(minutes), "--max_steps", str(args.max_steps),
         "--per_device_train_batch_size", str(args.batch_size),
         "--per_device_eval_batch_size", "250",
         # the visual branch was pretrained on these scenes at this rate, and is small: it keeps learning at it
         "--learning_rate", str(args.learning_rate), "--lr_backbone", str(args.learning_rate),
-        "--lr_drop_epoch", f"{0.75 * max_steps / steps_per_epoch:.4f}",
         "--eval_strategy", "steps", "--eval_steps", str(args.eval_steps),
         "--save_strategy", "no", "--logging_steps", "50",
         "--report_to", "none", "--use_cpu", "true", "--seed", str(seed),
@@ -170,6 +170,11 @@ def accuracy_by_type(report: dict, dataset) -> dict[str, float]:
     for record, kind in zip(report["predictions"]["val"], dataset["expression_type"]):
         hits.setdefault(kind, []).append(record["iou"] >= 0.5)
     return {kind: sum(values) / len(values) for kind, values in sorted(hits.items())}
+
+
+def training_steps(model_dir: str) -> int:
+    with open(os.path.join(model_dir, "trainer_state.json")) as handle:
+        return json.load(handle)["global_step"]
 
 
 def plot_training_curve(model_dir: str, path: str) -> None:
@@ -239,7 +244,7 @@ def prepare(args, paths: dict) -> dict[str, float]:
 def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) -> dict:
     """Trains the distilled student, evaluates it, checks that it reads the text, and writes every output."""
     model_dir = paths["model"]
-    times["training"] = run(train_command(args, paths, model_dir, True, args.seed, args.max_steps), "train")
+    times["training"] = run(train_command(args, paths, model_dir, True, args.seed, args.train_minutes), "train")
     evaluation_started = time.time()
     report = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")
     shuffled = evaluate(paths, model_dir, "eval_shuffled_text", "--splits", "val", "--shuffle-expressions", "0")
@@ -255,14 +260,15 @@ def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) ->
         "val_shuffled_text_accuracy": shuffled["metrics"]["val"]["accuracy"],
         "baselines": {"random_object": baselines["random_object"], "text_blind": baselines["text_blind_largest"]},
         "val_accuracy_by_type": accuracy_by_type(report, data["val"]),
-        "max_steps": args.max_steps,
+        "train_steps": training_steps(model_dir),
         "num_train": args.num_train,
         "stage_times_s": {name: round(value, 1) for name, value in times.items()},
         "wall_time_s": round(time.time() - started, 1),
     }
     summary = (
         f"Synthetic benchmark ({args.num_train} training expressions, {args.image_size}x{args.image_size} images), "
-        f"{args.max_steps} steps at batch {args.batch_size} on CPU after a {args.visual_steps}-step visual "
+        f"{results['train_steps']} steps ({args.train_minutes:g} min) at batch {args.batch_size} on CPU after a "
+        f"{args.visual_steps}-step visual "
         f"pretraining; demo wall time {results['wall_time_s'] / 60:.1f} min. Val baselines: random object "
         f"{100 * baselines['random_object']:.1f}%, text-blind (largest object) "
         f"{100 * baselines['text_blind_largest']:.1f}%; val with expressions shuffled across images "
@@ -281,7 +287,7 @@ def run_ablation(args, paths: dict) -> dict:
     for seed in args.seeds:
         for name, distill in runs.items():
             model_dir = os.path.join(args.output_dir, "ablation", f"{name.replace(' ', '_')}_seed{seed}")
-            run(train_command(args, paths, model_dir, distill, seed, args.ablation_steps), f"{name}, seed {seed}")
+            run(train_command(args, paths, model_dir, distill, seed, args.ablation_minutes), f"{name}, seed {seed}")
             metrics = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")["metrics"]
             for split in ("val", "test"):
                 accuracies[name][split].append(metrics[split]["accuracy"])
@@ -313,7 +319,9 @@ def main(argv=None) -> dict:
     if args.ablation:
         accuracies = run_ablation(args, paths)
         with open(os.path.join(args.output_dir, "ablation.json"), "w") as handle:
-            json.dump({"seeds": args.seeds, "steps": args.ablation_steps, "accuracy": accuracies}, handle, indent=1)
+            json.dump(
+                {"seeds": args.seeds, "minutes": args.ablation_minutes, "accuracy": accuracies}, handle, indent=1
+            )
         print("\n" + ablation_table(accuracies, args.seeds))
         print(f"Wall time {(time.time() - started) / 60:.1f} min.")
         return accuracies
