@@ -148,10 +148,7 @@ def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, 
     if distill:
         arguments += ["--teacher_model_name_or_path", paths["teacher"], "--cache_teacher_embeddings", "true"]
     else:
-        arguments += [
-            "--config_overrides",
-            json.dumps({"distillation_image_coefficient": 0.0, "distillation_text_coefficient": 0.0}),
-        ]
+        arguments += ["--distillation_image_coefficient", "0", "--distillation_text_coefficient", "0"]
     return command("train", *arguments)
 
 
