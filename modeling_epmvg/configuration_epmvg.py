@@ -87,6 +87,21 @@ class EpmVGConfig(PreTrainedConfig):
             Weight of the image distillation term (the paper's alpha); 0 turns it off.
         distillation_text_coefficient (`float`, *optional*, defaults to 2.0):
             Weight of the text distillation term (the paper's beta); 0 turns it off.
+        dense_attribute_classes (`list[int]`, *optional*):
+            Number of classes of each per-object attribute predicted by the dense visual head (e.g. `[5, 5, 2]` for
+            the synthetic benchmark's colours, shapes and sizes). Needed by [`EpmVGForVisualPretraining`] and by the
+            dense auxiliary term; `None` builds no dense head.
+        auxiliary_dense_loss_coefficient (`float`, *optional*, defaults to 0.0):
+            Training-only deviation from the paper (which trains without it): weight of the dense visual objective on
+            the visual slots of the fusion input while grounding, so the visual branch keeps what its pretraining
+            taught it. 0 (the paper) builds no dense head.
+        auxiliary_target_token_loss_coefficient (`float`, *optional*, defaults to 0.0):
+            Training-only deviation from the paper: weight of a cross-entropy over the visual slots of the output of
+            fusion layer `auxiliary_target_token_layer` towards the slot whose cell holds the target box's centre.
+            It makes small models learn to ground within a CPU budget. 0 (the paper) builds no scorer.
+        auxiliary_target_token_layer (`int`, *optional*, defaults to -2):
+            Fusion layer (Python index) whose output the target-token term scores. The penultimate layer works: the
+            [REG] slot reads the marked token in the layer after it; on the last layer nothing reads the mark.
 
     Examples:
 
@@ -134,6 +149,10 @@ class EpmVGConfig(PreTrainedConfig):
     distillation_loss: str = "cosine"
     distillation_image_coefficient: float = 1.5
     distillation_text_coefficient: float = 2.0
+    dense_attribute_classes: list[int] | None = None
+    auxiliary_dense_loss_coefficient: float | int = 0.0
+    auxiliary_target_token_loss_coefficient: float | int = 0.0
+    auxiliary_target_token_layer: int = -2
 
     @property
     def _attn_implementation(self) -> str | None:
@@ -147,7 +166,12 @@ class EpmVGConfig(PreTrainedConfig):
     @property
     def num_visual_tokens(self) -> int:
         """Number of visual tokens: the backbone's feature map of the square canvas, flattened."""
-        return (self.image_size // self.backbone_stride) ** 2
+        return self.visual_grid_size**2
+
+    @property
+    def visual_grid_size(self) -> int:
+        """Side of the square grid of visual tokens."""
+        return self.image_size // self.backbone_stride
 
     @property
     def num_fusion_tokens(self) -> int:
@@ -190,6 +214,27 @@ class EpmVGConfig(PreTrainedConfig):
         if self.distillation_loss not in DISTILLATION_LOSSES:
             raise ValueError(
                 f"`distillation_loss` must be one of {DISTILLATION_LOSSES}, got {self.distillation_loss!r}."
+            )
+        self._validate_auxiliary_terms()
+
+    def _validate_auxiliary_terms(self):
+        if self.dense_attribute_classes is not None and (
+            not self.dense_attribute_classes or min(self.dense_attribute_classes) < 2
+        ):
+            raise ValueError(
+                f"`dense_attribute_classes` must list at least 2 classes per attribute, got "
+                f"{self.dense_attribute_classes}: e.g. [5, 5, 2] for 5 colours, 5 shapes and 2 sizes."
+            )
+        if self.auxiliary_dense_loss_coefficient and self.dense_attribute_classes is None:
+            raise ValueError(
+                "`auxiliary_dense_loss_coefficient` is non-zero but `dense_attribute_classes` is not set: give the "
+                "attributes' class counts (e.g. [5, 5, 2]) or set the coefficient to 0."
+            )
+        layer = self.auxiliary_target_token_layer
+        if self.auxiliary_target_token_loss_coefficient and not -self.fusion_layers <= layer < self.fusion_layers:
+            raise ValueError(
+                f"`auxiliary_target_token_layer` ({layer}) must index one of the {self.fusion_layers} fusion layers "
+                f"(from {-self.fusion_layers} to {self.fusion_layers - 1}); -2 is the penultimate one."
             )
 
 

@@ -1,5 +1,6 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""EpmVG losses: box regression (smooth-L1 or L1) + GIoU, and the cross-modal distillation loss, as pure functions."""
+"""EpmVG losses as pure functions: box regression (smooth-L1 or L1) + GIoU, the cross-modal distillation loss, and the
+training-only auxiliary terms (dense visual prediction, target token)."""
 
 import torch
 import torch.nn.functional as F
@@ -111,11 +112,87 @@ def distillation_loss(
     raise ValueError(f"Unknown distillation loss {kind!r}: use 'cosine' or 'l1'.")
 
 
+def dense_prediction_loss(
+    logits: torch.Tensor, dense_labels: torch.Tensor, attribute_classes: list[int], box_coefficient: float = 5.0
+) -> tuple[torch.Tensor, dict]:
+    r"""
+    The dense per-token objective of the visual branch (a DETR-style pretraining stand-in): every visual token says
+    whether an object's centre falls in its cell (binary cross-entropy), and for those that do, the object's
+    attributes (cross-entropy each) and its box (L1 on sigmoid cxcywh, summed over the coordinates).
+
+    Args:
+        logits (`torch.Tensor` of shape `(batch_size, num_tokens, 1 + sum(attribute_classes) + 4)`):
+            Objectness logit, the logits of each attribute in turn, then the box logits.
+        dense_labels (`torch.Tensor` of shape `(batch_size, num_tokens, 4 + len(attribute_classes))`):
+            Normalized canvas (cx, cy, w, h) of the cell's object, then its attribute class indices; -1 everywhere on
+            cells without an object centre (see `processing`'s `EpmVGDenseLabeler`).
+        attribute_classes (`list[int]`): number of classes of each attribute (e.g. colours, shapes, sizes).
+        box_coefficient (`float`): weight of the box term.
+
+    Returns:
+        `tuple(torch.Tensor, dict)`: `objectness + sum(attributes) + box_coefficient * box` and the unweighted terms
+        `{"objectness", "attributes", "box"}`.
+    """
+    expected = 1 + sum(attribute_classes) + 4
+    if logits.shape[-1] != expected or dense_labels.shape[-1] != 4 + len(attribute_classes):
+        raise ValueError(
+            f"Dense logits need {expected} channels and dense labels {4 + len(attribute_classes)} for attribute "
+            f"classes {attribute_classes}; got {logits.shape[-1]} and {dense_labels.shape[-1]}: build the labels with "
+            "the same attributes as the config's `dense_attribute_classes`."
+        )
+    dense_labels = dense_labels.to(logits.dtype)
+    has_object = dense_labels[..., 4] >= 0
+    objectness = F.binary_cross_entropy_with_logits(logits[..., 0], has_object.to(logits.dtype))
+    object_logits, object_labels = logits[has_object], dense_labels[has_object]
+    if object_labels.shape[0] == 0:
+        # no object centre in the batch: only the objectness term has a target
+        zero = logits.sum() * 0
+        return objectness, {"objectness": objectness, "attributes": zero, "box": zero}
+    attributes, start = 0, 1
+    for index, num_classes in enumerate(attribute_classes):
+        targets = object_labels[:, 4 + index].long()
+        attributes = attributes + F.cross_entropy(object_logits[:, start : start + num_classes], targets)
+        start += num_classes
+    box = F.l1_loss(object_logits[:, start:].sigmoid(), object_labels[:, :4], reduction="none").sum(-1).mean()
+    loss = objectness + attributes + box_coefficient * box
+    return loss, {"objectness": objectness, "attributes": attributes, "box": box}
+
+
+def target_cells(boxes: torch.Tensor, grid_size: int) -> torch.Tensor:
+    """Index (row-major) of the `grid_size` x `grid_size` cell holding each normalized cxcywh box's centre."""
+    cells = (boxes[:, :2] * grid_size).floor().long().clamp(0, grid_size - 1)
+    return cells[:, 1] * grid_size + cells[:, 0]
+
+
+def target_token_loss(
+    scores: torch.Tensor, labels: torch.Tensor, grid_size: int, visual_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""
+    Cross-entropy of a softmax over the visual tokens towards the token whose cell holds the target box's centre
+    (a training-only auxiliary term that teaches the fusion encoder to mark the referred object).
+
+    Args:
+        scores (`torch.Tensor` of shape `(batch_size, grid_size * grid_size)`): one score per visual token.
+        labels (`torch.Tensor` of shape `(batch_size, 4)`): ground-truth normalized (cx, cy, w, h) in the canvas.
+        grid_size (`int`): side of the visual token grid (`image_size // backbone_stride`).
+        visual_mask (`torch.Tensor` of shape `(batch_size, grid_size * grid_size)`, *optional*):
+            True on real (non-padding) tokens; padding tokens are never chosen.
+    """
+    if scores.shape[-1] != grid_size * grid_size:
+        raise ValueError(f"Expected {grid_size * grid_size} visual token scores, got {scores.shape[-1]}.")
+    if visual_mask is not None:
+        scores = scores.masked_fill(~visual_mask, torch.finfo(scores.dtype).min)
+    return F.cross_entropy(scores, target_cells(labels, grid_size))
+
+
 __all__ = [
     "box_area",
     "box_regression_loss",
     "center_to_corners",
+    "dense_prediction_loss",
     "distillation_loss",
     "generalized_box_iou_loss",
     "grounding_loss",
+    "target_cells",
+    "target_token_loss",
 ]

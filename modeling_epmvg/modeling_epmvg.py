@@ -23,7 +23,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_epmvg import EpmVGConfig, with_eager_backbone
-from .loss_epmvg import grounding_loss
+from .loss_epmvg import dense_prediction_loss, grounding_loss, target_token_loss
 
 
 logger = logging.get_logger(__name__)
@@ -66,10 +66,12 @@ class EpmVGVisualGroundingOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
-            `bbox_loss_coefficient * box loss + giou_loss_coefficient * GIoU loss` (the distillation terms are added
-            by the trainer, which owns the teacher).
+            `bbox_loss_coefficient * box loss + giou_loss_coefficient * GIoU loss`, plus the weighted training-only
+            auxiliary terms when the config turns them on (the distillation terms are added by the trainer, which
+            owns the teacher).
         loss_dict (`dict`, *optional*, returned when `labels` are given):
-            The unweighted terms `loss_bbox` and `loss_giou`.
+            The unweighted terms `loss_bbox` and `loss_giou`, and `loss_aux_dense` / `loss_aux_target_token` when
+            those auxiliary terms are on.
         pred_boxes (`torch.FloatTensor` of shape `(batch_size, 4)`):
             One box per expression, normalized (center_x, center_y, width, height) in [0, 1] relative to the padded
             square canvas. Use [`EpmVGImageProcessor.post_process_visual_grounding`] to get pixel boxes.
@@ -93,6 +95,28 @@ class EpmVGVisualGroundingOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class EpmVGVisualPretrainingOutput(ModelOutput):
+    r"""
+    Output of [`EpmVGForVisualPretraining`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `dense_labels` are given):
+            The dense objective: objectness + attribute cross-entropies + 5 x box L1.
+        loss_dict (`dict`, *optional*, returned when `dense_labels` are given):
+            The unweighted terms `loss_objectness`, `loss_attributes` and `loss_box`.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 1 + sum(dense_attribute_classes) + 4)`):
+            Per visual token: objectness logit, the logits of each attribute, box logits (sigmoid gives cxcywh).
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, d_model)`):
+            The visual tokens (the fusion encoder's visual input in [`EpmVGForVisualGrounding`]).
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_dict: dict | None = None
+    logits: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
 
 
 # Adapted from transformers.models.detr.modeling_detr.DetrFrozenBatchNorm2d: keeps the BatchNorm's own eps
@@ -411,6 +435,21 @@ class EpmVGMLPPredictionHead(nn.Module):
         return x
 
 
+class EpmVGDenseHead(nn.Module):
+    """
+    A linear dense-prediction head on visual tokens: objectness, one logit set per attribute, and a box per token.
+    Training-only: it teaches the visual branch what a COCO-trained DETR gives TransVG (objects, their kinds, boxes).
+    """
+
+    def __init__(self, config: EpmVGConfig):
+        super().__init__()
+        self.attribute_classes = list(config.dense_attribute_classes)
+        self.projection = nn.Linear(config.d_model, 1 + sum(self.attribute_classes) + 4)
+
+    def forward(self, visual_tokens: torch.Tensor) -> torch.Tensor:
+        return self.projection(visual_tokens)
+
+
 class EpmVGPreTrainedModel(PreTrainedModel):
     config: EpmVGConfig
     config_class = EpmVGConfig
@@ -473,7 +512,71 @@ def _torch_default_init(module: nn.Module) -> None:
         init.uniform_(module.bias, -bound, bound)
 
 
-class EpmVGModel(EpmVGPreTrainedModel):
+class EpmVGVisualBranchMixin:
+    """
+    The visual branch (CNN backbone, input projection, sine positions, transformer encoder, output projection), built
+    on the model itself so its weights keep one set of names in every EpmVG model and checkpoint.
+    """
+
+    def _build_visual_branch(self, config: EpmVGConfig) -> None:
+        self.backbone = EpmVGConvEncoder(config)
+        self.input_projection = nn.Conv2d(self.backbone.num_channels, config.d_model, kernel_size=1)
+        self.vision_position_embedding = EpmVGSinePositionEmbedding(
+            config.d_model, config.position_embedding_temperature
+        )
+        self.vision_encoder = EpmVGEncoder(
+            config, config.vision_encoder_layers, config.vision_encoder_attention_heads, config.vision_encoder_ffn_dim
+        )
+        self.vision_projection = nn.Linear(config.d_model, config.d_model)
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        size = self.config.image_size
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != 3 or tuple(pixel_values.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"`pixel_values` must have shape (batch_size, 3, {size}, {size}) for this model (image_size={size}), "
+                f"got {tuple(pixel_values.shape)}: prepare images with EpmVGProcessor / EpmVGImageProcessor "
+                f"using size={size}."
+            )
+
+    def encode_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visual branch: (batch, num_visual_tokens, d_model) tokens and their (batch, num_visual_tokens) mask."""
+        feature_map, mask = self.backbone(pixel_values, pixel_mask)
+        if feature_map.shape[-2:].numel() != self.config.num_visual_tokens:
+            raise ValueError(
+                f"The backbone gives a {tuple(feature_map.shape[-2:])} feature map, but the config expects "
+                f"{self.config.num_visual_tokens} visual tokens (image_size {self.config.image_size} / "
+                f"backbone_stride {self.config.backbone_stride}): set `backbone_stride` to the backbone's real "
+                "output stride."
+            )
+        tokens = self.input_projection(feature_map).flatten(2).transpose(1, 2)
+        positions = self.vision_position_embedding(mask)
+        mask = mask.flatten(1)
+        return self.vision_projection(self.vision_encoder(tokens, positions, mask)), mask
+
+
+class EpmVGVisionModel(EpmVGVisualBranchMixin, EpmVGPreTrainedModel):
+    r"""
+    EpmVG's visual branch alone (what TransVG initializes from a COCO-trained DETR): CNN backbone, transformer
+    encoder and projection, giving the visual tokens the fusion encoder reads.
+    """
+
+    def __init__(self, config: EpmVGConfig):
+        super().__init__(config)
+        self._build_visual_branch(config)
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    def forward(
+        self, pixel_values: torch.FloatTensor, pixel_mask: torch.LongTensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(batch, num_visual_tokens, d_model)` visual tokens and their `(batch, num_visual_tokens)` mask."""
+        self._check_pixel_values(pixel_values)
+        if pixel_mask is None:
+            pixel_mask = torch.ones_like(pixel_values[:, 0], dtype=torch.long)
+        return self.encode_image(pixel_values, pixel_mask)
+
+
+class EpmVGModel(EpmVGVisualBranchMixin, EpmVGPreTrainedModel):
     r"""
     The EpmVG/TransVG encoder without the box head: visual branch (CNN backbone + transformer encoder), linguistic
     branch (BERT), and the visual-linguistic fusion encoder over `[REG, text slots, visual tokens]`.
@@ -489,15 +592,7 @@ class EpmVGModel(EpmVGPreTrainedModel):
 
     def __init__(self, config: EpmVGConfig):
         super().__init__(config)
-        self.backbone = EpmVGConvEncoder(config)
-        self.input_projection = nn.Conv2d(self.backbone.num_channels, config.d_model, kernel_size=1)
-        self.vision_position_embedding = EpmVGSinePositionEmbedding(
-            config.d_model, config.position_embedding_temperature
-        )
-        self.vision_encoder = EpmVGEncoder(
-            config, config.vision_encoder_layers, config.vision_encoder_attention_heads, config.vision_encoder_ffn_dim
-        )
-        self.vision_projection = nn.Linear(config.d_model, config.d_model)
+        self._build_visual_branch(config)
         # the pooler is never used: TransVG reads every slot of the last layer
         self.text_backbone = AutoModel.from_config(config.text_config, add_pooling_layer=False)
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.d_model)
@@ -527,13 +622,7 @@ class EpmVGModel(EpmVGPreTrainedModel):
         self.text_backbone.requires_grad_(True)
 
     def _check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> None:
-        size = self.config.image_size
-        if pixel_values.dim() != 4 or pixel_values.shape[1] != 3 or tuple(pixel_values.shape[-2:]) != (size, size):
-            raise ValueError(
-                f"`pixel_values` must have shape (batch_size, 3, {size}, {size}) for this model (image_size={size}), "
-                f"got {tuple(pixel_values.shape)}: prepare images with EpmVGProcessor / EpmVGImageProcessor "
-                f"using size={size}."
-            )
+        self._check_pixel_values(pixel_values)
         if input_ids is None or input_ids.dim() != 2:
             raise ValueError("`input_ids` of shape (batch_size, sequence_length) are required: tokenize the text.")
         if input_ids.shape[1] > self.config.max_text_len:
@@ -553,21 +642,6 @@ class EpmVGModel(EpmVGPreTrainedModel):
                 f'{self.config._attn_implementation!r}: load it with attn_implementation="eager" or call '
                 'model.set_attn_implementation("eager").'
             )
-
-    def encode_image(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Visual branch: (batch, num_visual_tokens, d_model) tokens and their (batch, num_visual_tokens) mask."""
-        feature_map, mask = self.backbone(pixel_values, pixel_mask)
-        if feature_map.shape[-2:].numel() != self.config.num_visual_tokens:
-            raise ValueError(
-                f"The backbone gives a {tuple(feature_map.shape[-2:])} feature map, but the config expects "
-                f"{self.config.num_visual_tokens} visual tokens (image_size {self.config.image_size} / "
-                f"backbone_stride {self.config.backbone_stride}): set `backbone_stride` to the backbone's real "
-                "output stride."
-            )
-        tokens = self.input_projection(feature_map).flatten(2).transpose(1, 2)
-        positions = self.vision_position_embedding(mask)
-        mask = mask.flatten(1)
-        return self.vision_projection(self.vision_encoder(tokens, positions, mask)), mask
 
     def encode_text(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
@@ -636,6 +710,11 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         super().__init__(config)
         self.model = EpmVGModel(config)
         self.bbox_predictor = EpmVGMLPPredictionHead(config.d_model, config.d_model, 4, num_layers=3)
+        # training-only auxiliary heads, built only when their terms are on (the paper's model has neither)
+        self.dense_head = EpmVGDenseHead(config) if config.auxiliary_dense_loss_coefficient else None
+        self.target_token_scorer = (
+            nn.Linear(config.d_model, 1) if config.auxiliary_target_token_loss_coefficient else None
+        )
         # Initialize weights and apply final processing
         self.post_init()
 
@@ -654,10 +733,12 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
 
         Args:
             backbone_model_name_or_path (`str`, *optional*):
-                Hub id or local folder of either an `AutoBackbone`-loadable vision model (e.g. a ResNet; its last
-                stage is used) or a DETR checkpoint with a transformers backbone, whose backbone, encoder and input
-                projection then initialize the whole visual branch (TransVG's initialization). `None` keeps the
-                visual branch random (built from `backbone_config` in `config_kwargs`, or ResNet-50).
+                Hub id or local folder of an `AutoBackbone`-loadable vision model (e.g. a ResNet; its last stage is
+                used), of a DETR checkpoint with a transformers backbone, whose backbone, encoder and input
+                projection then initialize the whole visual branch (TransVG's initialization), or of an
+                [`EpmVGForVisualPretraining`] checkpoint (the whole visual branch, and the dense head when the
+                config turns the dense auxiliary term on). `None` keeps the visual branch random (built from
+                `backbone_config` in `config_kwargs`, or ResNet-50).
             text_model_name_or_path (`str`):
                 Hub id or local folder of a BERT-family encoder (e.g. `bert-base-uncased`).
             pretrained_kwargs (`dict`, *optional*):
@@ -679,23 +760,27 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         text_model = AutoModel.from_pretrained(
             text_model_name_or_path, add_pooling_layer=False, **pretrained_kwargs, **(text_config_kwargs or {})
         )
-        weights = {f"text_backbone.{k}": v for k, v in text_model.state_dict().items()}
+        weights = {f"model.text_backbone.{k}": v for k, v in text_model.state_dict().items()}
+        vision_weights = {}
         if backbone_model_name_or_path is not None:
             vision_weights, vision_config_kwargs = _pretrained_visual_branch(
                 backbone_model_name_or_path, pretrained_kwargs
             )
-            weights |= vision_weights
             config_kwargs = vision_config_kwargs | config_kwargs
         model = cls(EpmVGConfig(text_config=text_model.config, **config_kwargs))
-        missing, unexpected = model.model.load_state_dict(weights, strict=False)
+        if model.dense_head is None:
+            # a pretraining checkpoint's dense head is only wanted by the dense auxiliary term
+            vision_weights = {k: v for k, v in vision_weights.items() if not k.startswith("dense_head.")}
+        missing, unexpected = model.load_state_dict(weights | vision_weights, strict=False)
         if unexpected:
             raise ValueError(f"Pretrained weights that fit nowhere in EpmVG: {unexpected[:10]}")
-        newly_initialized = sorted({name.split(".")[0] for name in missing})
         logger.warning(
-            "EpmVG built from %s and %s; newly initialized (train them): %s",
-            backbone_model_name_or_path or "a random visual branch",
+            "EpmVG built from pretrained parts; from %s: %s; from %s: text_backbone; newly initialized (train them): "
+            "%s",
+            backbone_model_name_or_path or "nowhere (random visual branch)",
+            ", ".join(_module_names(vision_weights)) or "-",
             text_model_name_or_path,
-            ", ".join(newly_initialized),
+            ", ".join(_module_names(missing)),
         )
         return model
 
@@ -716,6 +801,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.FloatTensor | None = None,
+        dense_labels: torch.FloatTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | EpmVGVisualGroundingOutput:
         r"""
@@ -724,6 +810,9 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         labels (`torch.FloatTensor` of shape `(batch_size, 4)`, *optional*):
             Ground-truth boxes, normalized (center_x, center_y, width, height) in the padded canvas, as produced by
             [`EpmVGProcessor`] when given `boxes=`.
+        dense_labels (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 4 + num_attributes)`, *optional*):
+            Per-token targets of the dense auxiliary term (see [`~loss_epmvg.dense_prediction_loss`]); needed with
+            `labels` when `auxiliary_dense_loss_coefficient` is non-zero.
 
         Examples:
 
@@ -753,6 +842,11 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         torch.Size([1, 4])
         ```
         """
+        auxiliary = labels is not None and (self.dense_head is not None or self.target_token_scorer is not None)
+        # the auxiliary terms read the fusion input and an intermediate fusion layer
+        recorded_for_auxiliary = auxiliary and not kwargs.get("output_hidden_states", self.config.output_hidden_states)
+        if recorded_for_auxiliary:
+            kwargs["output_hidden_states"] = True
         outputs = self.model(
             pixel_values,
             pixel_mask=pixel_mask,
@@ -764,7 +858,13 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         pred_boxes = self.bbox_predictor(outputs.reg_embeds).sigmoid()
         loss, loss_dict = None, None
         if labels is not None:
-            loss, loss_dict = grounding_loss(pred_boxes, _check_labels(labels, pred_boxes), self.config)
+            labels = _check_labels(labels, pred_boxes)
+            loss, loss_dict = grounding_loss(pred_boxes, labels, self.config)
+            for name, (coefficient, term) in self._auxiliary_terms(
+                outputs.hidden_states, labels, dense_labels
+            ).items():
+                loss = loss + coefficient * term
+                loss_dict[name] = term
         return EpmVGVisualGroundingOutput(
             loss=loss,
             loss_dict=loss_dict,
@@ -772,20 +872,112 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
             image_embeds=outputs.image_embeds,
             text_embeds=outputs.text_embeds,
             last_hidden_state=outputs.last_hidden_state,
-            hidden_states=outputs.hidden_states,
+            hidden_states=None if recorded_for_auxiliary else outputs.hidden_states,
             attentions=outputs.attentions,
         )
 
+    def _auxiliary_terms(
+        self, hidden_states: tuple[torch.Tensor, ...], labels: torch.Tensor, dense_labels: torch.Tensor | None
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """`{name: (coefficient, unweighted term)}` of the training-only auxiliary terms that are on."""
+        terms = {}
+        first_visual_slot = 1 + self.config.max_text_len
+        if self.dense_head is not None:
+            if dense_labels is None:
+                raise ValueError(
+                    "auxiliary_dense_loss_coefficient is non-zero but the batch has no `dense_labels`: give the data "
+                    "collator a dense labeler (scene annotations), or set the coefficient to 0."
+                )
+            visual_inputs = hidden_states[0][:, first_visual_slot:]
+            dense_loss, _ = dense_prediction_loss(
+                self.dense_head(visual_inputs), dense_labels, self.config.dense_attribute_classes
+            )
+            terms["loss_aux_dense"] = (self.config.auxiliary_dense_loss_coefficient, dense_loss)
+        if self.target_token_scorer is not None:
+            layer = self.config.auxiliary_target_token_layer
+            # hidden_states holds the fusion input, then the output of every layer
+            layer_output = hidden_states[layer + 1 if layer >= 0 else layer][:, first_visual_slot:]
+            scores = self.target_token_scorer(layer_output).squeeze(-1)
+            term = target_token_loss(scores, labels, self.config.visual_grid_size)
+            terms["loss_aux_target_token"] = (self.config.auxiliary_target_token_loss_coefficient, term)
+        return terms
+
+
+class EpmVGForVisualPretraining(EpmVGPreTrainedModel):
+    r"""
+    EpmVG's visual branch with a dense per-token head, for pretraining the visual branch on scenes whose objects are
+    annotated (the synthetic benchmark gives every object's box and attributes): the counterpart of TransVG starting
+    its visual branch from a COCO-trained DETR. Load the result into a grounding model with
+    [`EpmVGForVisualGrounding.from_backbone_text_pretrained`] (its weights keep the grounding model's names).
+    """
+
+    def __init__(self, config: EpmVGConfig):
+        super().__init__(config)
+        if config.dense_attribute_classes is None:
+            raise ValueError(
+                "EpmVGForVisualPretraining needs `dense_attribute_classes` in the config (class counts of the "
+                "annotated attributes, e.g. [5, 5, 2] for colours, shapes and sizes)."
+            )
+        self.model = EpmVGVisionModel(config)
+        self.dense_head = EpmVGDenseHead(config)
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor,
+        pixel_mask: torch.LongTensor | None = None,
+        dense_labels: torch.FloatTensor | None = None,
+    ) -> tuple | EpmVGVisualPretrainingOutput:
+        r"""
+        pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            1 on real pixels, 0 on canvas padding. Defaults to all ones.
+        dense_labels (`torch.FloatTensor` of shape `(batch_size, num_visual_tokens, 4 + num_attributes)`, *optional*):
+            Per-token targets (see [`~loss_epmvg.dense_prediction_loss`]).
+        """
+        tokens, _ = self.model(pixel_values, pixel_mask)
+        logits = self.dense_head(tokens)
+        loss = loss_dict = None
+        if dense_labels is not None:
+            loss, terms = dense_prediction_loss(logits, dense_labels, self.config.dense_attribute_classes)
+            loss_dict = {f"loss_{name}": value for name, value in terms.items()}
+        return EpmVGVisualPretrainingOutput(loss=loss, loss_dict=loss_dict, logits=logits, last_hidden_state=tokens)
+
+
+# the config fields that shape the visual branch (and its dense head) of an EpmVG checkpoint
+VISUAL_BRANCH_FIELDS = (
+    "backbone_config",
+    "backbone_stride",
+    "d_model",
+    "vision_encoder_layers",
+    "vision_encoder_attention_heads",
+    "vision_encoder_ffn_dim",
+    "dense_attribute_classes",
+)
+
+
+def _module_names(parameter_names) -> list[str]:
+    """The modules of `EpmVGForVisualGrounding` (below `model.` for the encoder's) that `parameter_names` fall in."""
+    return sorted({name.removeprefix("model.").split(".")[0] for name in parameter_names})
+
 
 def _pretrained_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dict, dict]:
-    """Weights (named inside `EpmVGModel`) and config fields of a pretrained backbone or DETR checkpoint."""
+    """
+    Weights (named inside `EpmVGForVisualGrounding`) and config fields of a pretrained backbone, DETR checkpoint or
+    [`EpmVGForVisualPretraining`] checkpoint.
+    """
     vision_config = AutoConfig.from_pretrained(name_or_path, **pretrained_kwargs)
     if vision_config.model_type == "detr":
         return _detr_visual_branch(name_or_path, pretrained_kwargs)
+    if vision_config.model_type == EpmVGConfig.model_type:
+        pretrained = EpmVGForVisualPretraining.from_pretrained(name_or_path, **pretrained_kwargs)
+        return pretrained.state_dict(), {name: getattr(pretrained.config, name) for name in VISUAL_BRANCH_FIELDS}
     backbone = _backbone_class(vision_config).from_pretrained(
         name_or_path, out_features=[vision_config.stage_names[-1]], **pretrained_kwargs
     )
-    return {f"backbone.model.{k}": v for k, v in backbone.state_dict().items()}, {"backbone_config": backbone.config}
+    weights = {f"model.backbone.model.{k}": v for k, v in backbone.state_dict().items()}
+    return weights, {"backbone_config": backbone.config}
 
 
 def _backbone_class(vision_config) -> type[PreTrainedModel]:
@@ -810,9 +1002,9 @@ def _detr_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dic
         )
     backbone_config = detr.config.backbone_config
     backbone_config.out_features = [backbone_config.stage_names[-1]]
-    weights = {f"backbone.model.{k}": v for k, v in detr.backbone.model.state_dict().items()}
-    weights |= {f"vision_encoder.{k}": v for k, v in detr.encoder.state_dict().items()}
-    weights |= {f"input_projection.{k}": v for k, v in detr.input_projection.state_dict().items()}
+    weights = {f"model.backbone.model.{k}": v for k, v in detr.backbone.model.state_dict().items()}
+    weights |= {f"model.vision_encoder.{k}": v for k, v in detr.encoder.state_dict().items()}
+    weights |= {f"model.input_projection.{k}": v for k, v in detr.input_projection.state_dict().items()}
     config_kwargs = {
         "backbone_config": backbone_config,
         "d_model": detr.config.d_model,
@@ -832,4 +1024,12 @@ def _check_labels(labels: torch.Tensor, pred_boxes: torch.Tensor) -> torch.Tenso
     return labels
 
 
-__all__ = ["EpmVGForVisualGrounding", "EpmVGModel", "EpmVGPreTrainedModel"]
+__all__ = [
+    "EpmVGForVisualGrounding",
+    "EpmVGForVisualPretraining",
+    "EpmVGModel",
+    "EpmVGPreTrainedModel",
+    "EpmVGVisionModel",
+    "EpmVGVisualGroundingOutput",
+    "EpmVGVisualPretrainingOutput",
+]

@@ -5,13 +5,14 @@ Not shipped to the Hub (no model file imports it): it needs the training stack (
 """
 
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPModel, SchedulerType, Trainer, TrainingArguments
+from transformers import CLIPModel, SchedulerType, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
 from .loss_epmvg import distillation_loss
@@ -43,15 +44,33 @@ class EpmVGTrainingArguments(TrainingArguments):
         default=1e-5, metadata={"help": "Learning rate of the visual backbone, visual encoder and text encoder."}
     )
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay, applied to every parameter."})
-    lr_drop_epoch: int | None = field(
-        default=None, metadata={"help": "Epoch at which every learning rate is multiplied by lr_drop_factor."}
+    lr_drop_epoch: float | None = field(
+        default=None,
+        metadata={"help": "Epoch (fractions allowed) at which every learning rate is multiplied by lr_drop_factor."},
     )
     lr_drop_factor: float = field(default=0.1, metadata={"help": "Learning-rate factor applied at lr_drop_epoch."})
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this much training wall time (max_steps still caps it), with the learning "
+            "rates dropped by lr_drop_factor after lr_drop_time_fraction of it: a fixed time budget on any machine. "
+            "Single process only."
+        },
+    )
+    lr_drop_time_fraction: float = field(
+        default=0.75, metadata={"help": "With max_train_minutes: the fraction of the budget after which lr drops."}
+    )
     lr_scheduler_type: SchedulerType | str = field(
         default="constant", metadata={"help": "Scheduler used when lr_drop_epoch is not set."}
     )
     unfreeze_teacher: bool = field(
         default=False, metadata={"help": "Train the CLIP teacher too (the paper's ablation; single process only)."}
+    )
+    label_names: list[str] | None = field(
+        default_factory=lambda: ["labels"],
+        metadata={
+            "help": "The boxes; `dense_labels` (auxiliary term) are an input, not what predictions are scored on."
+        },
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the raw image and text columns."}
@@ -59,6 +78,24 @@ class EpmVGTrainingArguments(TrainingArguments):
     ddp_find_unused_parameters: bool | None = field(
         default=False, metadata={"help": "Every trainable EpmVG parameter is used in each step."}
     )
+
+
+class EpmVGTimeBudgetCallback(TrainerCallback):
+    """Stops training once `minutes` of training wall time have passed; tells how much of the budget is used."""
+
+    def __init__(self, minutes: float):
+        self.seconds = 60 * minutes
+        self.started = None
+
+    def elapsed_fraction(self) -> float:
+        return 0.0 if self.started is None else (time.monotonic() - self.started) / self.seconds
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.elapsed_fraction() >= 1:
+            control.should_training_stop = True
 
 
 def parameter_groups(model: nn.Module, learning_rate: float, lr_backbone: float, weight_decay: float) -> list[dict]:
@@ -169,6 +206,20 @@ class EpmVGDistillationTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         self.teacher_model = self._prepare_teacher(teacher_model) if teacher_model is not None else None
+        self.time_budget = self._time_budget()
+
+    def _time_budget(self) -> EpmVGTimeBudgetCallback | None:
+        minutes = getattr(self.args, "max_train_minutes", None)
+        if minutes is None:
+            return None
+        if self.args.world_size > 1 or getattr(self.args, "lr_drop_epoch", None) is not None:
+            raise ValueError(
+                "max_train_minutes is for single-process runs without lr_drop_epoch (processes would stop at "
+                "different steps, and the budget sets the lr drop): use max_steps and lr_drop_epoch instead."
+            )
+        callback = EpmVGTimeBudgetCallback(minutes)
+        self.add_callback(callback)
+        return callback
 
     def _prepare_teacher(self, teacher: CLIPModel | str) -> nn.Module:
         if isinstance(teacher, str):
@@ -203,15 +254,21 @@ class EpmVGDistillationTrainer(Trainer):
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
-        """TransVG's StepLR: every learning rate times `lr_drop_factor` from epoch `lr_drop_epoch` on."""
-        if getattr(self.args, "lr_drop_epoch", None) is None:
+        """
+        TransVG's StepLR: every learning rate times `lr_drop_factor` from epoch `lr_drop_epoch` on, or, with
+        `max_train_minutes`, once `lr_drop_time_fraction` of the time budget has passed.
+        """
+        if getattr(self.args, "lr_drop_epoch", None) is None and self.time_budget is None:
             return super().create_scheduler(num_training_steps, optimizer)
         if self.lr_scheduler is None:
-            drop_step = self.args.lr_drop_epoch * self._optimizer_steps_per_epoch()
             factor = self.args.lr_drop_factor
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer or self.optimizer, lambda step: factor if step >= drop_step else 1.0
-            )
+            if self.time_budget is not None:
+                fraction = self.args.lr_drop_time_fraction
+                schedule = lambda step: factor if self.time_budget.elapsed_fraction() >= fraction else 1.0  # noqa: E731
+            else:
+                drop_step = round(self.args.lr_drop_epoch * self._optimizer_steps_per_epoch())
+                schedule = lambda step: factor if step >= drop_step else 1.0  # noqa: E731
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, schedule)
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
@@ -283,6 +340,7 @@ class EpmVGDistillationTrainer(Trainer):
 
 __all__ = [
     "EpmVGDistillationTrainer",
+    "EpmVGTimeBudgetCallback",
     "EpmVGTrainingArguments",
     "cache_teacher_embeddings",
     "parameter_groups",

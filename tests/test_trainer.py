@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from transformers import TrainerCallback
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.trainer_epmvg import (
@@ -182,3 +183,31 @@ def test_learning_rates_read_back_from_the_optimizer_and_drop_tenfold_at_the_set
     assert rates[2] == rates[0]
     assert rates[3] == pytest.approx({name: lr * 0.1 for name, lr in rates[0].items()})
     assert rates[5] == rates[3]
+
+
+def test_a_time_budget_stops_training_and_drops_the_learning_rates_after_its_fraction(tmp_path, monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr("modeling_epmvg.trainer_epmvg.time.monotonic", lambda: clock["now"])
+    trainer = make_trainer(tmp_path, max_steps=100, max_train_minutes=1.0, lr_drop_time_fraction=0.5)
+    rates = []
+
+    class Tick(TrainerCallback):
+        """Each step takes 10 simulated seconds; records the learning rate it ran with."""
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            rates.append(trainer.optimizer.param_groups[-1]["lr"])
+
+        def on_step_end(self, args, state, control, **kwargs):
+            clock["now"] += 10.0
+
+    # before the budget's callback in the list, so each step's time has passed when the budget looks
+    trainer.callback_handler.callbacks.insert(0, Tick())
+    trainer.train()
+    assert trainer.state.global_step == 6  # 60 s of budget, 10 s per step
+    # the scheduler steps before the step's time is counted: 30 s have passed after step 4, which drops the rate
+    assert rates == pytest.approx([1e-4] * 4 + [1e-5] * 2)
+
+
+def test_a_time_budget_refuses_several_processes_or_an_epoch_drop(tmp_path):
+    with pytest.raises(ValueError, match="single-process runs without lr_drop_epoch"):
+        make_trainer(tmp_path, max_train_minutes=1.0, lr_drop_epoch=1)

@@ -31,8 +31,11 @@ from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGTraining
 from processing import EpmVGImageProcessor, EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation
 from processing.data.collator import EpmVGDataCollator
+from processing.data.dense_labels import EpmVGDenseLabeler
 from processing.data.metrics import compute_grounding_metrics
 from processing.data.sources import load_grounding_dataset
+from processing.data.synthetic import CONFIG_NAME as SYNTHETIC_CONFIG_NAME
+from processing.data.synthetic import load_synthetic_config
 
 
 logger = logging.getLogger(__name__)
@@ -184,6 +187,26 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     return None
 
 
+def dense_labeler(data_args: DataArguments, config: EpmVGConfig) -> EpmVGDenseLabeler | None:
+    """The dense auxiliary term's labeler, with the attribute classes of the (synthetic) dataset's annotations."""
+    if not config.auxiliary_dense_loss_coefficient:
+        return None
+    if not os.path.isfile(os.path.join(data_args.dataset_name, SYNTHETIC_CONFIG_NAME)):
+        raise ValueError(
+            f"auxiliary_dense_loss_coefficient is non-zero, but {data_args.dataset_name} is not a saved synthetic "
+            "benchmark: the dense term needs every object of a scene annotated. Set the coefficient to 0 on real data."
+        )
+    labeler = EpmVGDenseLabeler(
+        load_synthetic_config(data_args.dataset_name).object_attributes, config.visual_grid_size
+    )
+    if labeler.attribute_classes != config.dense_attribute_classes:
+        raise ValueError(
+            f"The model's dense_attribute_classes {config.dense_attribute_classes} do not match the dataset's "
+            f"attributes {labeler.attributes}: pretrain the visual branch on the same benchmark."
+        )
+    return labeler
+
+
 def train(
     model_args: ModelArguments, data_args: DataArguments, training_args: EpmVGTrainingArguments
 ) -> EpmVGDistillationTrainer:
@@ -217,7 +240,9 @@ def train(
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=EpmVGDataCollator(processor, teacher_processor=teacher_processor),
+        data_collator=EpmVGDataCollator(
+            processor, teacher_processor=teacher_processor, dense_labeler=dense_labeler(data_args, model.config)
+        ),
         processing_class=processor,
         compute_metrics=compute_metrics,
     )

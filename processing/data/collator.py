@@ -10,6 +10,8 @@ import torch
 
 from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
 
+from .dense_labels import EpmVGDenseLabeler
+
 
 def _rgb(image) -> PIL.Image.Image:
     if not isinstance(image, PIL.Image.Image):
@@ -30,6 +32,8 @@ class EpmVGDataCollator:
     - Evaluation: rows without an `offset` are resized and centred, and with `return_target_sizes=True` the
       batch carries `target_sizes` (original `(height, width)`) for `post_process_visual_grounding` (pop it before
       calling the model).
+    - Dense auxiliary term: with a `dense_labeler`, the batch gets `dense_labels` built from each row's annotated
+      objects (unaugmented rows only: augmentation moves the target box, not the other objects).
     - Distillation: with a `teacher_processor` (e.g. a `CLIPProcessor`) the batch gets `teacher_pixel_values`,
       `teacher_input_ids`, `teacher_attention_mask` for the same (augmented) image and text; cached
       `teacher_image_embeds` / `teacher_text_embeds` columns are stacked and passed through.
@@ -37,6 +41,7 @@ class EpmVGDataCollator:
     Args:
         processor ([`EpmVGProcessor`]): the student's processor.
         teacher_processor (*optional*): the teacher's processor, called as `processor(images=, text=)`.
+        dense_labeler ([`EpmVGDenseLabeler`], *optional*): adds `dense_labels` (scene annotations needed).
         return_target_sizes (`bool`, *optional*, defaults to `False`): add `target_sizes` (int64 `(B, 2)`).
 
     Example:
@@ -54,6 +59,7 @@ class EpmVGDataCollator:
 
     processor: Any
     teacher_processor: Any = None
+    dense_labeler: EpmVGDenseLabeler | None = None
     return_target_sizes: bool = False
 
     @staticmethod
@@ -80,6 +86,14 @@ class EpmVGDataCollator:
                 return_tensors="pt",
             )
         )
+        if self.dense_labeler is not None:
+            if offsets is not None:
+                raise ValueError(
+                    "Dense labels come from the scene's annotated objects, which augmentation does not move: train "
+                    "with the dense auxiliary term on unaugmented images (--augment false), or turn the term off."
+                )
+            sizes = [(image.height, image.width) for image in images]
+            batch["dense_labels"] = self.dense_labeler(rows, sizes, self.processor.image_processor)
         if self.teacher_processor is not None:
             teacher = self.teacher_processor(
                 images=images, text=texts, padding=True, truncation=True, return_tensors="pt"
@@ -95,4 +109,26 @@ class EpmVGDataCollator:
         return batch
 
 
-__all__ = ["EpmVGDataCollator"]
+@dataclass
+class EpmVGSceneCollator:
+    r"""
+    Batches scenes for [`EpmVGForVisualPretraining`]: `pixel_values`, `pixel_mask` (centred letterbox) and the
+    `dense_labels` of each scene's annotated objects.
+
+    Args:
+        image_processor ([`EpmVGImageProcessor`]): the student's image processor.
+        dense_labeler ([`EpmVGDenseLabeler`]): builds the per-token targets.
+    """
+
+    image_processor: Any
+    dense_labeler: EpmVGDenseLabeler
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        images = [_rgb(row["image"]) for row in rows]
+        batch = dict(self.image_processor(images, return_tensors="pt"))
+        sizes = [(image.height, image.width) for image in images]
+        batch["dense_labels"] = self.dense_labeler(rows, sizes, self.image_processor)
+        return batch
+
+
+__all__ = ["EpmVGDataCollator", "EpmVGSceneCollator"]

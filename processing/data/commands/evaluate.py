@@ -50,6 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch.compile the model for inference (about a minute once; then faster on CPU: for whole splits).",
     )
     parser.add_argument("--max-examples", type=int, help="Evaluate only the first N expressions of each split.")
+    parser.add_argument(
+        "--shuffle-expressions",
+        type=int,
+        metavar="SEED",
+        help="Language check: permute the expressions across images with this seed (a model that reads them drops).",
+    )
     parser.add_argument("--iou-thresholds", type=float, nargs="+", default=[0.25, 0.5, 0.75])
     parser.add_argument("--output", default="eval_results.json", help="JSON file for metrics and predictions.")
     parser.add_argument("--revision", help="Model revision on the Hub.")
@@ -85,6 +91,10 @@ def load_splits(args) -> dict:
         truncate_boxes=not args.no_truncate_boxes,
         cache_dir=args.cache_dir,
     )
+    if args.shuffle_expressions is not None:
+        from processing.data.language_check import permute_expressions
+
+        return {name: permute_expressions(split, args.shuffle_expressions) for name, split in splits.items()}
     return dict(splits)
 
 

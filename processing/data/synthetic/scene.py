@@ -123,6 +123,15 @@ class SyntheticGroundingConfig:
         return [(c, s) for c, _ in self.colors for s in self.shapes if (c, s) not in held_out]
 
     @property
+    def object_attributes(self) -> dict[str, list[str]]:
+        """The annotated attributes of every object and their class names (the dense visual objective's classes)."""
+        return {
+            "color": [name for name, _ in self.colors],
+            "shape": list(self.shapes),
+            "size": [name for name, _ in self.sizes],
+        }
+
+    @property
     def margin_pixels(self) -> float:
         return self.margin * self.image_size
 

