@@ -71,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def command(module: str, *arguments: str) -> list[str]:
-    return [sys.executable, "-m", f"modeling_epmvg.commands.{module}", *arguments]
+    """A command module of the project (e.g. `modeling_epmvg.commands.train`) run as `python -m`."""
+    return [sys.executable, "-m", module, *arguments]
 
 
 def run(arguments: list[str], step: str) -> float:
@@ -149,14 +150,14 @@ def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, 
         arguments += ["--teacher_model_name_or_path", paths["teacher"], "--cache_teacher_embeddings", "true"]
     else:
         arguments += ["--distillation_image_coefficient", "0", "--distillation_text_coefficient", "0"]
-    return command("train", *arguments)
+    return command("modeling_epmvg.commands.train", *arguments)
 
 
 def evaluate(paths: dict, model_dir: str, name: str, *extra: str) -> dict:
     """Runs the evaluation command; returns its report (metrics and per-expression predictions)."""
     output = os.path.join(model_dir, f"{name}.json")
     arguments = ["--model", model_dir, "--dataset", paths["data"], "--batch-size", "250", "--output", output, *extra]
-    subprocess.run([sys.executable, "-m", "processing.data.commands.evaluate", *arguments], check=True)
+    run(command("processing.data.commands.evaluate", *arguments), "evaluate")
     with open(output) as handle:
         return json.load(handle)
 
@@ -218,8 +219,10 @@ def prepare(args, paths: dict) -> dict[str, float]:
     times = {}
     teacher = None
     if not os.path.isfile(os.path.join(paths["teacher"], "config.json")):
-        arguments = command("pretrain_teacher", "--output-dir", paths["teacher"], "--image-size", str(args.image_size),
-                            "--max-steps", str(args.teacher_steps), "--seed", str(args.seed))  # fmt: skip
+        arguments = command(
+            "modeling_epmvg.commands.pretrain_teacher", "--output-dir", paths["teacher"],
+            "--image-size", str(args.image_size), "--max-steps", str(args.teacher_steps), "--seed", str(args.seed),
+        )  # fmt: skip
         print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
         teacher = subprocess.Popen(arguments)
     started = time.time()
@@ -231,9 +234,10 @@ def prepare(args, paths: dict) -> dict[str, float]:
     times["data + teacher"] = time.time() - started
     student_config(args, paths["config"])
     if not os.path.isfile(os.path.join(paths["visual"], "config.json")):
-        arguments = command("pretrain_visual", "--dataset", paths["data"], "--config-name", paths["config"],
-                            "--output-dir", paths["visual"], "--max-steps", str(args.visual_steps),
-                            "--seed", str(args.seed))  # fmt: skip
+        arguments = command(
+            "modeling_epmvg.commands.pretrain_visual", "--dataset", paths["data"], "--config-name", paths["config"],
+            "--output-dir", paths["visual"], "--max-steps", str(args.visual_steps), "--seed", str(args.seed),
+        )  # fmt: skip
         times["visual pretraining"] = run(arguments, "visual pretraining")
     return times
 
