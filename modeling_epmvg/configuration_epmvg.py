@@ -1,6 +1,9 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """EpmVG model configuration."""
 
+import copy
+from dataclasses import field
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
@@ -11,6 +14,11 @@ logger = logging.get_logger(__name__)
 
 BBOX_LOSSES = ("smooth_l1", "l1")
 DISTILLATION_LOSSES = ("cosine", "l1")
+# what `transformers.pipeline(model=<saved folder>, trust_remote_code=True)` reads to build the "visual-grounding"
+# task; EpmVGProcessor.save_pretrained puts pipeline_epmvg.py beside the code
+CUSTOM_PIPELINES = {
+    "visual-grounding": {"impl": "pipeline_epmvg.VisualGroundingPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+}
 
 
 @strict
@@ -77,6 +85,9 @@ class EpmVGConfig(PreTrainedConfig):
             Weight of the image distillation term (the paper's alpha); 0 turns it off.
         distillation_text_coefficient (`float`, *optional*, defaults to 2.0):
             Weight of the text distillation term (the paper's beta); 0 turns it off.
+        custom_pipelines (`dict`, *optional*):
+            The `"visual-grounding"` pipeline, as `transformers.pipeline` reads it from a saved folder (with
+            `trust_remote_code=True`, or `pipeline_class=VisualGroundingPipeline` when the package is installed).
 
     Examples:
 
@@ -124,6 +135,7 @@ class EpmVGConfig(PreTrainedConfig):
     distillation_loss: str = "cosine"
     distillation_image_coefficient: float = 1.5
     distillation_text_coefficient: float = 2.0
+    custom_pipelines: dict | None = field(default_factory=lambda: copy.deepcopy(CUSTOM_PIPELINES))
 
     @property
     def num_visual_tokens(self) -> int:

@@ -29,5 +29,7 @@ from .pipeline_epmvg import VisualGroundingPipeline  # noqa: E402
 
 
 if "visual-grounding" not in PIPELINE_REGISTRY.get_supported_tasks():
-    PIPELINE_REGISTRY.register_pipeline("visual-grounding", pipeline_class=VisualGroundingPipeline, pt_model=AutoModel)
+    PIPELINE_REGISTRY.register_pipeline(
+        "visual-grounding", pipeline_class=VisualGroundingPipeline, pt_model=AutoModel, type="multimodal"
+    )
 __all__ += ["VisualGroundingPipeline"]

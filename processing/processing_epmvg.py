@@ -8,6 +8,10 @@ from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 
+# the pipeline ships with the processor: save_pretrained copies the files this one imports, so a saved folder holds
+# pipeline_epmvg.py, which config.custom_pipelines names for transformers.pipeline(..., trust_remote_code=True)
+from .pipeline_epmvg import VisualGroundingPipeline  # noqa: F401
+
 
 class EpmVGProcessor(ProcessorMixin):
     r"""
