@@ -19,6 +19,7 @@ from .loss_epmvg import distillation_loss
 
 logger = logging.get_logger(__name__)
 
+# the batch keys of the teacher's inputs (live distillation) and of its cached embeddings, as the collator writes them
 TEACHER_INPUT_KEYS = ("teacher_pixel_values", "teacher_input_ids", "teacher_attention_mask")
 TEACHER_EMBED_KEYS = ("teacher_image_embeds", "teacher_text_embeds")
 # name prefixes (inside EpmVGForVisualGrounding) of the pretrained branches, trained at `lr_backbone`
@@ -139,7 +140,7 @@ def cache_teacher_embeddings(
                 inputs["input_ids"].to(device),
                 inputs.get("attention_mask").to(device),
             )
-        return {"teacher_image_embeds": image_embeds.cpu().numpy(), "teacher_text_embeds": text_embeds.cpu().numpy()}
+        return dict(zip(TEACHER_EMBED_KEYS, (image_embeds.cpu().numpy(), text_embeds.cpu().numpy())))
 
     map_kwargs.setdefault("desc", "Caching teacher embeddings")
     return dataset.map(embed, batched=True, batch_size=batch_size, **map_kwargs)

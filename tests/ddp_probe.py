@@ -7,8 +7,8 @@ import sys
 
 from transformers import HfArgumentParser
 
+from modeling_epmvg.commands.train import DataArguments, ModelArguments, train
 from modeling_epmvg.trainer_epmvg import EpmVGTrainingArguments
-from scripts.train import DataArguments, ModelArguments, train
 
 
 def weights_digest(model) -> str:

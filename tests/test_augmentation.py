@@ -6,8 +6,8 @@ import pytest
 from datasets import Dataset
 
 from processing import EpmVGImageProcessor
-from processing.augmentation import EpmVGAugmentation, crop_window, has_direction_word, swap_left_right
-from processing.schema import GROUNDING_FEATURES
+from processing.data.augmentation import EpmVGAugmentation, crop_window, has_direction_word, swap_left_right
+from processing.data.schema import GROUNDING_FEATURES
 
 
 BOX = [20.0, 10.0, 50.0, 40.0]

@@ -8,9 +8,9 @@ from datasets import Dataset
 from transformers import CLIPImageProcessorPil, CLIPProcessor
 
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.augmentation import EpmVGAugmentation
-from processing.collator import EpmVGDataCollator
-from processing.schema import GROUNDING_FEATURES
+from processing.data.augmentation import EpmVGAugmentation
+from processing.data.collator import EpmVGDataCollator
+from processing.data.schema import GROUNDING_FEATURES
 from tests.conftest import tiny_tokenizer
 
 
@@ -55,22 +55,33 @@ def test_evaluation_batch_is_centred_and_keeps_original_sizes(processor):
     assert torch.allclose(back[0]["boxes"], torch.tensor([[2.0, 3.0, 20.0, 21.0]]), atol=1e-4)
 
 
-def test_augmentation_in_the_collator_and_from_with_transform_agree(processor):
-    augmentation = EpmVGAugmentation(size=64, seed=0)
-    live = EpmVGDataCollator(processor, augmentation=augmentation)(rows())
-    dataset = Dataset.from_list(rows()[:1] * 2, features=GROUNDING_FEATURES)
+def test_rows_augmented_by_with_transform_are_letterboxed_at_their_offset(processor):
+    dataset = Dataset.from_list(rows(), features=GROUNDING_FEATURES)
     transformed = dataset.with_transform(EpmVGAugmentation(size=64, seed=0).transform_batch)
-    pre = EpmVGDataCollator(processor)([transformed[0]])
-    assert live["pixel_values"].shape == (3, 3, 64, 64) and pre["pixel_values"].shape == (1, 3, 64, 64)
-    # same seed, same first example: the same canvas whichever way the augmentation is applied
-    torch.testing.assert_close(pre["labels"][0], live["labels"][0])
-    torch.testing.assert_close(pre["pixel_mask"][0], live["pixel_mask"][0])
+    augmented = [transformed[index] for index in range(len(dataset))]
+    batch = EpmVGDataCollator(processor)(augmented)
+    reference = processor(
+        images=[row["image"] for row in augmented],
+        text=[row["expression"] for row in augmented],
+        boxes=[row["bbox"] for row in augmented],
+        offsets=[row["offset"] for row in augmented],
+        do_resize=False,
+        return_tensors="pt",
+    )
+    for key in ("pixel_values", "pixel_mask", "input_ids", "labels"):
+        torch.testing.assert_close(batch[key], reference[key])
     # the label box lies inside the pasted image
-    for labels, mask in zip(live["labels"], live["pixel_mask"]):
+    for labels, mask in zip(batch["labels"], batch["pixel_mask"]):
         cx, cy, w, h = (labels * 64).tolist()
         rows_, cols = np.nonzero(mask.numpy())
         assert cols.min() - 0.5 <= cx - w / 2 and cx + w / 2 <= cols.max() + 1.5
         assert rows_.min() - 0.5 <= cy - h / 2 and cy + h / 2 <= rows_.max() + 1.5
+
+
+def test_a_batch_mixing_augmented_and_plain_rows_is_refused(processor):
+    augmented = dict(rows()[0], offset=[0, 0])
+    with pytest.raises(ValueError, match="augment all rows or none"):
+        EpmVGDataCollator(processor)([augmented, rows()[1]])
 
 
 def test_teacher_inputs_and_cached_embeddings(processor):

@@ -10,8 +10,8 @@ from torch import nn
 from transformers import AutoModel, AutoProcessor, BertConfig, BertModel
 
 from modeling_epmvg import EpmVGForVisualGrounding
+from modeling_epmvg.commands import convert_transvg as convert
 from processing import EpmVGProcessor
-from scripts import convert_transvg_to_hf as convert
 
 from .conftest import TINY_VOCAB, random_inputs, tiny_tokenizer
 

@@ -9,10 +9,10 @@ import torch
 from transformers.backbone_utils import load_backbone
 
 from modeling_epmvg import EpmVGForVisualGrounding
+from modeling_epmvg import efficiency_epmvg as efficiency
+from modeling_epmvg.commands.benchmark import check_targets, parse_case
+from modeling_epmvg.efficiency_epmvg import compile_for_inference
 from modeling_epmvg.modeling_epmvg import EpmVGFoldedConv2d, EpmVGFrozenBatchNorm2d, replace_batch_norm
-from scripts import efficiency
-from scripts.benchmark import check_targets, parse_case
-from scripts.efficiency import compile_for_inference
 
 from .conftest import REPO_ROOT, random_inputs, tiny_config
 
@@ -263,7 +263,7 @@ def test_allocator_settings_exclude_each_other_in_a_case():
 
 RELEASE_PROBE = """
 import sys, torch
-from scripts.efficiency import return_freed_memory
+from modeling_epmvg.efficiency_epmvg import return_freed_memory
 
 def rss_mb():
     with open("/proc/self/status") as status:
@@ -323,7 +323,7 @@ def test_huge_pages_environment_adds_glibcs_tunable_only_where_it_changes_someth
 
 HUGE_PAGES_PROBE = """
 import json, os, sys
-from scripts.efficiency import restart_with_huge_pages
+from modeling_epmvg.efficiency_epmvg import restart_with_huge_pages
 
 print("started", flush=True)
 restart_with_huge_pages()

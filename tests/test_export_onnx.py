@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modeling_epmvg import EpmVGForVisualGrounding
-from scripts import export_onnx
+from modeling_epmvg.commands import export_onnx
 
 from .conftest import tiny_config
 from .test_hub_loading import save_model_and_processor

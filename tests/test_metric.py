@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from processing.metrics import box_iou, compute_grounding_metrics, grounding_accuracy_path
+from processing.data.metrics import box_iou, compute_grounding_metrics, grounding_accuracy_path
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +75,7 @@ print(json.dumps(metric.compute(iou_thresholds=[0.05, 0.75])))
 
 def test_the_plain_function_needs_no_evaluate(monkeypatch):
     monkeypatch.setitem(sys.modules, "evaluate", None)  # any import of evaluate now fails
-    for name in [name for name in sys.modules if name.startswith("processing.metrics")]:
+    for name in [name for name in sys.modules if name.startswith("processing.data.metrics")]:
         monkeypatch.delitem(sys.modules, name)
-    metrics = importlib.import_module("processing.metrics")
+    metrics = importlib.import_module("processing.data.metrics")
     assert metrics.compute_grounding_metrics([[0, 0, 2, 2]], [[0, 0, 2, 2]])["accuracy"] == 1.0

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processing.visualization import GROUND_TRUTH_COLOR, PREDICTION_COLOR, draw_grounding, make_grid
-from scripts import predict
+from processing.data.commands import predict
+from processing.data.visualization import GROUND_TRUTH_COLOR, PREDICTION_COLOR, draw_grounding, make_grid
 
 from .test_hub_loading import save_model_and_processor
 

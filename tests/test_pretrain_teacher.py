@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, CLIPModel
 
-from processing.synthetic import SyntheticGroundingConfig, generate_caption_dataset, save_synthetic_dataset
-from scripts.pretrain_teacher import build_teacher_processor, default_tokenizer_dir, load_captions, main, parse_args
+from modeling_epmvg.commands.pretrain_teacher import build_teacher_processor, load_captions, main, parse_args
+from processing.data.minilm import default_tokenizer_dir
+from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset, save_synthetic_dataset
 
 
 TINY = ["--image-size", "32", "--patch-size", "8", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2"]

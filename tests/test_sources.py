@@ -12,8 +12,8 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict, Features, Image, List, Value
 
-from processing.schema import GROUNDING_FEATURES
-from processing.sources import GroundingDataError, load_grounding_dataset
+from processing.data.schema import GROUNDING_FEATURES
+from processing.data.sources import GroundingDataError, load_grounding_dataset
 
 
 def jpeg_bytes(width: int, height: int, colour=(200, 30, 30)) -> bytes:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from datasets import Image, load_from_disk
 
-from processing.schema import GROUNDING_FEATURES
-from processing.synthetic import (
+from processing.data.schema import GROUNDING_FEATURES
+from processing.data.synthetic import (
     AmbiguousReferenceError,
     SyntheticGroundingConfig,
     SyntheticObject,
@@ -18,7 +18,7 @@ from processing.synthetic import (
     parse_expression,
     resolve_expression,
 )
-from processing.synthetic.cli import main as synthetic_main
+from processing.data.synthetic.cli import main as synthetic_main
 
 
 CONFIG = SyntheticGroundingConfig(image_size=48)

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from modeling_epmvg import EpmVGForVisualGrounding
+from modeling_epmvg.commands.train import last_complete_checkpoint, main
 from processing import EpmVGProcessor, VisualGroundingPipeline
-from scripts.train import last_complete_checkpoint, main
 
 from .conftest import REPO_ROOT
 from .test_pipeline import as_list, make_image, remote_pipeline_boxes

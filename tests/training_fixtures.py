@@ -8,7 +8,7 @@ from datasets import Dataset, DatasetDict
 from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPProcessor
 
-from processing.schema import GROUNDING_FEATURES
+from processing.data.schema import GROUNDING_FEATURES
 
 from .conftest import tiny_clip, tiny_config, tiny_tokenizer
 

@@ -8,12 +8,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .augmentation import EpmVGAugmentation
-
-
-TEACHER_EMBED_COLUMNS = ("teacher_image_embeds", "teacher_text_embeds")
-# the teacher processor's outputs the trainer consumes (others, e.g. token_type_ids, would reach the student)
-TEACHER_INPUTS = ("pixel_values", "input_ids", "attention_mask")
+from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
 
 
 def _rgb(image) -> PIL.Image.Image:
@@ -30,10 +25,9 @@ class EpmVGDataCollator:
     r"""
     Turns a list of unified grounding rows (`image`, `bbox` xyxy pixels, `expression`, ...) into the model's batch.
 
-    - Training: with `augmentation`, each row is augmented here (TransVG's recipe) and letterboxed at its random
-      offset; rows already augmented by `dataset.with_transform(augmentation.transform_batch)` (they carry an
-      `offset`) are letterboxed as they are.
-    - Evaluation: without augmentation, images are resized and centred, and with `return_target_sizes=True` the
+    - Training: rows augmented by `dataset.with_transform(augmentation.transform_batch)` (they carry an `offset`,
+      see [`EpmVGAugmentation`]) are letterboxed at their offset, without resizing again.
+    - Evaluation: rows without an `offset` are resized and centred, and with `return_target_sizes=True` the
       batch carries `target_sizes` (original `(height, width)`) for `post_process_visual_grounding` (pop it before
       calling the model).
     - Distillation: with a `teacher_processor` (e.g. a `CLIPProcessor`) the batch gets `teacher_pixel_values`,
@@ -43,14 +37,13 @@ class EpmVGDataCollator:
     Args:
         processor ([`EpmVGProcessor`]): the student's processor.
         teacher_processor (*optional*): the teacher's processor, called as `processor(images=, text=)`.
-        augmentation ([`EpmVGAugmentation`], *optional*): training augmentation applied per row.
         return_target_sizes (`bool`, *optional*, defaults to `False`): add `target_sizes` (int64 `(B, 2)`).
 
     Example:
 
     ```python
     >>> from torch.utils.data import DataLoader
-    >>> from processing.collator import EpmVGDataCollator
+    >>> from processing.data.collator import EpmVGDataCollator
 
     >>> collator = EpmVGDataCollator(processor, return_target_sizes=True)  # doctest: +SKIP
     >>> batch = next(iter(DataLoader(test_dataset, batch_size=8, collate_fn=collator)))  # doctest: +SKIP
@@ -61,33 +54,22 @@ class EpmVGDataCollator:
 
     processor: Any
     teacher_processor: Any = None
-    augmentation: EpmVGAugmentation | None = None
     return_target_sizes: bool = False
 
-    def _examples(self, rows: list[dict], images: list) -> tuple[list, list, list | None, list | None]:
-        """(images, texts, boxes or None, offsets or None) after the optional augmentation."""
+    @staticmethod
+    def _offsets(rows: list[dict]) -> list[tuple[int, int]] | None:
+        """The canvas offsets of augmented rows, or None for rows to centre."""
         augmented = ["offset" in row for row in rows]
         if any(augmented) and not all(augmented):
             raise ValueError("Some rows carry an augmentation `offset` and some do not: augment all rows or none.")
+        return [tuple(row["offset"]) for row in rows] if all(augmented) else None
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        images = [_rgb(row["image"]) for row in rows]
         texts = [row["expression"] for row in rows]
         boxes = [row.get("bbox") for row in rows]
         boxes = None if any(box is None for box in boxes) else [list(map(float, box)) for box in boxes]
-        offsets = [tuple(row["offset"]) for row in rows] if all(augmented) else None
-        if offsets is None and self.augmentation is not None:
-            if boxes is None:
-                raise ValueError("Augmentation moves the boxes: every row needs its `bbox`.")
-            outs = [self.augmentation(image, box, text) for image, box, text in zip(images, boxes, texts)]
-            images, boxes, texts = (
-                [o["image"] for o in outs],
-                [o["bbox"] for o in outs],
-                [o["expression"] for o in outs],
-            )
-            offsets = [o["offset"] for o in outs]
-        return images, texts, boxes, offsets
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        originals = [_rgb(row["image"]) for row in rows]
-        images, texts, boxes, offsets = self._examples(rows, originals)
+        offsets = self._offsets(rows)
         batch = dict(
             self.processor(
                 images=images,
@@ -102,14 +84,14 @@ class EpmVGDataCollator:
             teacher = self.teacher_processor(
                 images=images, text=texts, padding=True, truncation=True, return_tensors="pt"
             )
-            batch.update({f"teacher_{name}": teacher[name] for name in TEACHER_INPUTS if name in teacher})
-        for column in TEACHER_EMBED_COLUMNS:
+            # only what the trainer consumes: others (e.g. token_type_ids) would reach the student
+            names = {key: key.removeprefix("teacher_") for key in TEACHER_INPUT_KEYS}
+            batch.update({key: teacher[name] for key, name in names.items() if name in teacher})
+        for column in TEACHER_EMBED_KEYS:
             if all(row.get(column) is not None for row in rows):
                 batch[column] = torch.as_tensor(np.asarray([row[column] for row in rows], dtype=np.float32))
         if self.return_target_sizes:
-            batch["target_sizes"] = torch.tensor(
-                [(image.height, image.width) for image in originals], dtype=torch.long
-            )
+            batch["target_sizes"] = torch.tensor([(image.height, image.width) for image in images], dtype=torch.long)
         return batch
 
 

@@ -72,7 +72,7 @@ class SyntheticGroundingConfig:
     Examples:
 
     ```python
-    >>> from processing.synthetic import SyntheticGroundingConfig
+    >>> from processing.data.synthetic import SyntheticGroundingConfig
     >>> config = SyntheticGroundingConfig(image_size=96, max_objects=5)
     ```"""
 

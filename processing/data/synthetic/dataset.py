@@ -120,7 +120,7 @@ def generate_synthetic_dataset(
     Examples:
 
     ```python
-    >>> from processing.synthetic import generate_synthetic_dataset
+    >>> from processing.data.synthetic import generate_synthetic_dataset
     >>> data = generate_synthetic_dataset(num_train=8, num_val=4, num_test=4)
     >>> data["train"][0]["expression"]  # e.g. 'the second small square from the left'
     ```"""

@@ -79,7 +79,7 @@ def load_grounding_dataset(
     cache_dir: str | None = None,
 ) -> Dataset | DatasetDict:
     """
-    Load any supported visual-grounding source into the unified schema (`processing.schema.GROUNDING_FEATURES`):
+    Load any supported visual-grounding source into the unified schema (`processing.data.schema.GROUNDING_FEATURES`):
     one row per referring expression, box xyxy in original-image pixels, every row validated.
 
     Supported sources (a Hub id and a local folder laid out like the Hub repo behave the same):
@@ -122,7 +122,7 @@ def load_grounding_dataset(
     Example:
 
     ```python
-    >>> from processing.sources import load_grounding_dataset
+    >>> from processing.data.sources import load_grounding_dataset
 
     >>> test_a = load_grounding_dataset("lmms-lab/RefCOCO", split="testA")
     >>> train = load_grounding_dataset("jxu124/refcoco", split="train", image_root="/data/coco/train2014")

@@ -22,7 +22,7 @@ import PIL.Image
 import torch
 from PIL import ImageEnhance
 
-from .image_processing_epmvg import get_letterbox_geometry
+from ..image_processing_epmvg import get_letterbox_geometry
 
 
 # a direction word, alone or as the head of a compound (leftmost, left-hand, rightside, topmost, ...)
@@ -134,7 +134,7 @@ class EpmVGAugmentation:
 
     ```python
     >>> from PIL import Image
-    >>> from processing.augmentation import EpmVGAugmentation
+    >>> from processing.data.augmentation import EpmVGAugmentation
 
     >>> augment = EpmVGAugmentation(size=640, seed=0)
     >>> out = augment(Image.new("RGB", (800, 600)), [100, 50, 300, 250], "the bright lamp on the left")

@@ -1,6 +1,6 @@
 """Command line: generate the synthetic benchmark (and the teacher's captions) and save them with save_to_disk.
 
-python -m processing.synthetic --output data/synthetic --num-train 4000 --captions-output data/captions
+python -m processing.data.synthetic --output data/synthetic --num-train 4000 --captions-output data/captions
 """
 
 import argparse

@@ -2,30 +2,24 @@
 """Evaluate an EpmVG checkpoint on grounding splits: Acc@0.5 (IoU >= 0.5), Acc@t and mean IoU per split.
 
     epmvg-evaluate --model path/or/hub-id --dataset lmms-lab/RefCOCO --splits testA testB --output results.json
-    accelerate launch --num_processes 4 -m scripts.evaluate --model ... --dataset ... --splits val
+    accelerate launch --num_processes 4 -m processing.data.commands.evaluate --model ... --dataset ... --splits val
 
-Each process runs a strided shard of every split (no sampler padding); the predictions are gathered on the main
-process, which scores every expression exactly once, prints a markdown table and writes a JSON file with the
-per-split metrics and the per-example predictions.
+Under `accelerate launch` each process runs its share of every split's batches (`accelerator.prepare` on the data
+loader) and `gather_for_metrics` collects the predicted boxes without the padding of the last batch, so the main
+process scores every expression exactly once, prints a markdown table and writes a JSON file with the per-split
+metrics and the per-example predictions.
 """
-
-import os
-import sys
-
-
-if __name__ == "__main__" and not __package__:
-    # run as a file: put the repository first so that `import evaluate` finds the library, not this script
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
 import json
 import logging
+import os
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from scripts.efficiency import compile_for_inference, keep_freed_memory
+from modeling_epmvg.efficiency_epmvg import compile_for_inference, keep_freed_memory
 
 
 logger = logging.getLogger("epmvg.evaluate")
@@ -79,7 +73,7 @@ def load_model_and_processor(args, device: torch.device):
 
 def load_splits(args) -> dict:
     """{split: unified dataset}."""
-    from processing.sources import load_grounding_dataset
+    from processing.data.sources import load_grounding_dataset
 
     splits = load_grounding_dataset(
         args.dataset,
@@ -94,68 +88,43 @@ def load_splits(args) -> dict:
     return dict(splits)
 
 
-class _Rows(torch.utils.data.Dataset):
-    """The rows of `indices` in `dataset`, each with its index."""
+def predict(model, processor, dataset, args, accelerator, desc: str) -> list[list[float]]:
+    """
+    The predicted box (`(x1, y1, x2, y2)` in original pixels) of every row of `dataset`, in order, on every process:
+    each process runs its share of the batches and `gather_for_metrics` drops the padding of the last one.
+    """
+    from processing.data.collator import EpmVGDataCollator
 
-    def __init__(self, dataset, indices: list[int]):
-        self.dataset, self.indices = dataset, indices
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, position):
-        index = self.indices[position]
-        return index, self.dataset[index]
-
-
-class _CollateWithMeta:
-    """(per-example metadata without the image, the model batch with target sizes)."""
-
-    def __init__(self, collator):
-        self.collator = collator
-
-    def __call__(self, items):
-        meta = [
-            {
-                "index": index,
-                "image_id": row["image_id"],
-                "ref_id": row["ref_id"],
-                "expression": row["expression"],
-                "bbox": [float(v) for v in row["bbox"]],
-            }
-            for index, row in items
-        ]
-        return meta, self.collator([row for _, row in items])
-
-
-def predict(model, processor, dataset, indices, args, device, desc: str, show: bool) -> list[dict]:
-    """Per-example records (metadata + `pred_bbox` in original pixels) for the rows `indices`."""
-    from processing.collator import EpmVGDataCollator
-
-    collate = _CollateWithMeta(EpmVGDataCollator(processor, return_target_sizes=True))
-    loader = DataLoader(
-        _Rows(dataset, indices), batch_size=args.batch_size, collate_fn=collate, num_workers=args.num_workers
-    )
-    records = []
+    collate = EpmVGDataCollator(processor, return_target_sizes=True)
+    loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate, num_workers=args.num_workers)
+    boxes = []
     with torch.inference_mode():
-        for meta, batch in tqdm(loader, desc=desc, disable=not show):
+        for batch in tqdm(accelerator.prepare(loader), desc=desc, disable=not accelerator.is_local_main_process):
             target_sizes = batch.pop("target_sizes")
             batch.pop("labels", None)  # scored in original pixels below, no loss needed
-            outputs = model(**{key: value.to(device) for key, value in batch.items()})
-            results = processor.post_process_visual_grounding(outputs, target_sizes=target_sizes)
-            for record, result in zip(meta, results):
-                record["pred_bbox"] = result["boxes"][0].float().cpu().tolist()
-                records.append(record)
-    return records
+            results = processor.post_process_visual_grounding(model(**batch), target_sizes=target_sizes)
+            predicted = torch.stack([result["boxes"][0] for result in results]).float()
+            boxes.append(accelerator.gather_for_metrics(predicted))
+    return torch.cat(boxes).cpu().tolist()
+
+
+def prediction_records(dataset, predictions: list[list[float]]) -> list[dict]:
+    """Per-example records: index, metadata (without the image) and `pred_bbox`, one per row of `dataset`."""
+    if len(predictions) != len(dataset):
+        raise RuntimeError(
+            f"Gathered {len(predictions)} predictions for {len(dataset)} expressions: each must be counted once."
+        )
+    rows = dataset.select_columns(["image_id", "ref_id", "expression", "bbox"])
+    return [
+        {**row, "index": index, "bbox": [float(v) for v in row["bbox"]], "pred_bbox": box}
+        for index, (row, box) in enumerate(zip(rows, predictions))
+    ]
 
 
 def score(records: list[dict], thresholds: list[float], metric) -> tuple[dict, list[dict]]:
-    """(metrics, records sorted by index with their IoU); checks each expression is counted exactly once."""
-    from processing.metrics import box_iou
+    """(metrics, the records with their IoU)."""
+    from processing.data.metrics import box_iou
 
-    records = sorted(records, key=lambda record: record["index"])
-    if [record["index"] for record in records] != list(range(len(records))):
-        raise RuntimeError("The gathered predictions miss or repeat expressions: the shards are not a partition.")
     predictions, references = [r["pred_bbox"] for r in records], [r["bbox"] for r in records]
     for record, iou in zip(records, box_iou(predictions, references).tolist()):
         record["iou"] = iou
@@ -177,7 +146,6 @@ def markdown_table(results: dict[str, dict], thresholds: list[float]) -> str:
 def run(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the per-split metrics on the main process (an empty dict elsewhere)."""
     from accelerate import Accelerator
-    from accelerate.utils import gather_object
 
     # with no accelerator, cpu=True is what lets `accelerate launch --multi_gpu --num_processes N` join N CPU
     # processes (gloo); without it each process would run alone and evaluate everything
@@ -191,7 +159,7 @@ def run(args: argparse.Namespace) -> dict:
         splits = load_splits(args)
     metric = None
     if accelerator.is_main_process:
-        from processing.metrics import load_grounding_accuracy
+        from processing.data.metrics import load_grounding_accuracy
 
         metric = load_grounding_accuracy()
     results, predictions = {}, {}
@@ -200,13 +168,10 @@ def run(args: argparse.Namespace) -> dict:
         if total == 0:
             logger.warning("Split %r has no examples: skipped.", name)
             continue
-        # strided shard per process: every index exactly once, no padding duplicates
-        shard = list(range(accelerator.process_index, total, accelerator.num_processes))
-        show = accelerator.is_local_main_process
-        records = gather_object(predict(model, processor, dataset, shard, args, accelerator.device, name, show))
+        dataset = dataset.select(range(total))
+        boxes = predict(model, processor, dataset, args, accelerator, name)
         if accelerator.is_main_process:
-            if len(records) != total:
-                raise RuntimeError(f"Split {name!r}: gathered {len(records)} predictions for {total} expressions.")
+            records = prediction_records(dataset, boxes)
             results[name], predictions[name] = score(records, args.iou_thresholds, metric)
     if accelerator.is_main_process:
         print(markdown_table(results, args.iou_thresholds))

@@ -27,7 +27,7 @@ def detect_layout(column_names, source: str) -> str:
             return name
     raise ValueError(
         f"{source}: columns {sorted(column_names)} match no supported layout (the unified schema, lmms-lab/RefCOCO*, "
-        "jxu124/refcoco*, jxu124/ref*-benchmark). Convert it to the unified schema (processing.schema) first."
+        "jxu124/refcoco*, jxu124/ref*-benchmark). Convert it to the unified schema (processing.data.schema) first."
     )
 
 

@@ -1,7 +1,7 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Grounding accuracy (Acc@0.5 and friends) for referring expression comprehension, as an `evaluate` metric.
 
-Load it offline from its folder: `evaluate.load(processing.metrics.grounding_accuracy_path())`.
+Load it offline from its folder: `evaluate.load(processing.data.metrics.grounding_accuracy_path())`.
 """
 
 import datasets
@@ -31,7 +31,7 @@ Returns:
     num_examples (`int`): number of scored expressions.
 
 Examples:
-    >>> metric = evaluate.load("processing/metrics/grounding_accuracy")
+    >>> metric = evaluate.load("processing/data/metrics/grounding_accuracy")
     >>> metric.compute(predictions=[[0, 0, 10, 10]], references=[[0, 0, 10, 20]])["accuracy"]
     1.0
 """

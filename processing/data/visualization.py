@@ -174,7 +174,7 @@ def draw_grounding(
 
     ```python
     >>> from PIL import Image
-    >>> from processing.visualization import draw_grounding
+    >>> from processing.data.visualization import draw_grounding
 
     >>> panel = draw_grounding(Image.new("RGB", (200, 100), "grey"), prediction=[20, 10, 120, 90],
     ...                        ground_truth=[25, 12, 110, 95], caption="the grey box")

@@ -1,4 +1,4 @@
-"""Adapters from the public visual-grounding formats into the unified schema (`processing.schema`)."""
+"""Adapters from the public visual-grounding formats into the unified schema (`processing.data.schema`)."""
 
 from .common import refer_expressions, resolve_image, unified_row, xywh_to_xyxy
 from .loader import load_grounding_dataset

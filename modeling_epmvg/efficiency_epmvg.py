@@ -60,7 +60,7 @@ def keep_freed_memory() -> bool:
     Examples:
 
     ```python
-    >>> from scripts.efficiency import keep_freed_memory
+    >>> from modeling_epmvg.efficiency_epmvg import keep_freed_memory
     >>> keep_freed_memory()  # doctest: +SKIP
     True
     ```
@@ -86,7 +86,7 @@ def return_freed_memory() -> bool:
     Examples:
 
     ```python
-    >>> from scripts.efficiency import return_freed_memory
+    >>> from modeling_epmvg.efficiency_epmvg import return_freed_memory
     >>> return_freed_memory()  # doctest: +SKIP
     True
     ```
@@ -116,7 +116,7 @@ def huge_pages_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
 
     ```python
     >>> import os, subprocess, sys
-    >>> from scripts.efficiency import huge_pages_environment
+    >>> from modeling_epmvg.efficiency_epmvg import huge_pages_environment
     >>> env = huge_pages_environment(os.environ) or dict(os.environ)
     >>> subprocess.run([sys.executable, "scripts/train.py", "--help"], env=env)  # doctest: +SKIP
     ```
@@ -138,7 +138,7 @@ def restart_with_huge_pages() -> None:
     Examples:
 
     ```python
-    >>> from scripts.efficiency import restart_with_huge_pages
+    >>> from modeling_epmvg.efficiency_epmvg import restart_with_huge_pages
     >>> if __name__ == "__main__":
     ...     restart_with_huge_pages()  # doctest: +SKIP
     ```
@@ -186,7 +186,7 @@ def compile_for_inference(model):
     Examples:
 
     ```python
-    >>> from scripts.efficiency import compile_for_inference
+    >>> from modeling_epmvg.efficiency_epmvg import compile_for_inference
     >>> compiled = compile_for_inference(model.eval())  # doctest: +SKIP
     ```
     """

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 # the image processor's tolerance: a box may poke out of its image by this many pixels (then it is clipped)
-from ..image_processing_epmvg import BOX_TOLERANCE
+from ...image_processing_epmvg import BOX_TOLERANCE
 from ..schema import GROUNDING_FEATURES
 from .common import PROBLEM_COLUMN, rows_to_batch
 

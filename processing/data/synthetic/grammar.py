@@ -211,7 +211,7 @@ def resolve_expression(
     Examples:
 
     ```python
-    >>> from processing.synthetic import SyntheticObject, resolve_expression
+    >>> from processing.data.synthetic import SyntheticObject, resolve_expression
     >>> scene = [SyntheticObject("circle", "red", "small", (0, 0, 10, 10)),
     ...          SyntheticObject("circle", "blue", "small", (30, 0, 40, 10))]
     >>> resolve_expression("the circle left of the blue circle", scene)

@@ -1,0 +1,243 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
+"""Train EpmVG with cross-modal distillation from a frozen CLIP teacher.
+
+Runs as a plain process or under `accelerate launch` (DDP on GPUs or CPU processes, multi-node via accelerate config
+files). Examples:
+
+    python scripts/train.py --dataset_name jxu124/refcoco --image_root coco/train2014 \
+        --backbone_model_name_or_path facebook/detr-resnet-50 --text_model_name_or_path bert-base-uncased \
+        --teacher_model_name_or_path openai/clip-vit-base-patch16 --output_dir out --num_train_epochs 90 \
+        --lr_drop_epoch 60 --per_device_train_batch_size 8
+
+    accelerate launch --multi_gpu --num_processes 8 scripts/train.py ...same arguments...
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoProcessor, AutoTokenizer, CLIPModel, HfArgumentParser, set_seed
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import sort_checkpoints
+
+from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+from modeling_epmvg.efficiency_epmvg import keep_freed_memory, restart_with_huge_pages, return_freed_memory
+from modeling_epmvg.loss_epmvg import center_to_corners
+from modeling_epmvg.model_card_epmvg import write_model_card
+from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGTrainingArguments, cache_teacher_embeddings
+from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing.data.augmentation import EpmVGAugmentation
+from processing.data.collator import EpmVGDataCollator
+from processing.data.metrics import compute_grounding_metrics
+from processing.data.sources import load_grounding_dataset
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Where the student, its processor and the teacher come from."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "An EpmVG checkpoint to fine-tune."})
+    config_name: str | None = field(
+        default=None, metadata={"help": "A config.json (or folder) for a new model; default: TransVG R-50."}
+    )
+    backbone_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Pretrained visual branch: an AutoBackbone (ResNet) or DETR checkpoint."}
+    )
+    text_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Pretrained BERT-family text encoder (also provides the tokenizer)."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer, when neither the checkpoint nor the text model provides it."}
+    )
+    teacher_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "CLIPModel teacher (its processor is loaded from the same place)."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "JSON of EpmVGConfig fields, e.g. '{\"distillation_image_coefficient\": 0}'."},
+    )
+    text_config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "JSON of text-encoder config fields, e.g. '{\"num_hidden_layers\": 2}' (first 2 layers)."},
+    )
+    freeze_text_encoder: bool = field(default=False, metadata={"help": "Keep the BERT encoder frozen."})
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on (any source `processing.data.sources.load_grounding_dataset` reads)."""
+
+    dataset_name: str = field(metadata={"help": "Hub id, local folder, saved DatasetDict or split files."})
+    train_split: str = field(default="train")
+    eval_split: str | None = field(default="val")
+    image_root: str | None = field(default=None, metadata={"help": "Image folder for sources without images."})
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+    augment: bool = field(default=True, metadata={"help": "TransVG's training augmentation."})
+    cache_teacher_embeddings: bool = field(
+        default=False, metadata={"help": "Compute teacher embeddings once (unaugmented images) instead of live."}
+    )
+    skip_invalid: bool = field(default=False, metadata={"help": "Skip (and count) invalid rows instead of failing."})
+
+
+def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
+    """The student: a checkpoint, pretrained parts (over `config_name`), or a fresh config; overrides applied."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if model_args.model_name_or_path:
+        return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
+    config = EpmVGConfig.from_pretrained(model_args.config_name) if model_args.config_name else EpmVGConfig()
+    if model_args.text_model_name_or_path:
+        # the config file sets everything but the pretrained parts, whose configs come with their weights
+        fields = {name: getattr(config, name) for name in EpmVGConfig.__annotations__ if name != "text_config"}
+        fields |= overrides
+        if model_args.backbone_model_name_or_path:
+            fields.pop("backbone_config", None)
+        text_overrides = json.loads(model_args.text_config_overrides) if model_args.text_config_overrides else {}
+        return EpmVGForVisualGrounding.from_backbone_text_pretrained(
+            model_args.backbone_model_name_or_path,
+            model_args.text_model_name_or_path,
+            text_config_kwargs=text_overrides,
+            **fields,
+        )
+    if model_args.backbone_model_name_or_path:
+        raise ValueError(
+            "A pretrained backbone needs a text encoder too: pass --text_model_name_or_path (e.g. bert-base-uncased)."
+        )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return EpmVGForVisualGrounding(config)
+
+
+def build_processor(model_args: ModelArguments, config: EpmVGConfig) -> EpmVGProcessor:
+    """The checkpoint's processor, or one made of the image processor and the text encoder's tokenizer."""
+    if model_args.model_name_or_path and os.path.isfile(
+        os.path.join(model_args.model_name_or_path, "processor_config.json")
+    ):
+        return AutoProcessor.from_pretrained(model_args.model_name_or_path)
+    tokenizer_source = model_args.tokenizer_name_or_path or model_args.text_model_name_or_path
+    if tokenizer_source is None:
+        raise ValueError("No tokenizer: pass --tokenizer_name_or_path (or --text_model_name_or_path).")
+    return EpmVGProcessor(
+        EpmVGImageProcessor(size=config.image_size),
+        AutoTokenizer.from_pretrained(tokenizer_source),
+        max_text_len=config.max_text_len,
+    )
+
+
+def compute_metrics(evaluation) -> dict:
+    """Acc@0.5 and mean IoU in the canvas frame (the letterbox is a uniform scale, so IoUs equal pixel IoUs)."""
+    predictions = evaluation.predictions
+    predictions = np.asarray(predictions[0] if isinstance(predictions, tuple) else predictions)
+    corners = [center_to_corners(torch.as_tensor(boxes)).numpy() for boxes in (predictions, evaluation.label_ids)]
+    return compute_grounding_metrics(corners[0], corners[1])
+
+
+def load_splits(data_args: DataArguments, seed: int) -> tuple:
+    splits = [data_args.train_split] + ([data_args.eval_split] if data_args.eval_split else [])
+    data = load_grounding_dataset(
+        data_args.dataset_name, split=splits, image_root=data_args.image_root, skip_invalid=data_args.skip_invalid
+    )
+    train, evaluation = data[data_args.train_split], data[data_args.eval_split] if data_args.eval_split else None
+    if data_args.max_train_samples:
+        train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
+    if evaluation is not None and data_args.max_eval_samples:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    return train, evaluation
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` in `output_dir` that was written to the end, skipping one cut off by a kill."""
+    if not os.path.isdir(output_dir):
+        return None
+    for checkpoint in reversed(sort_checkpoints(output_dir)):
+        # the Trainer writes trainer_state.json last: without it the checkpoint is incomplete
+        if os.path.isfile(os.path.join(checkpoint, TRAINER_STATE_NAME)):
+            return checkpoint
+        logger.warning("Skipping the incomplete checkpoint %s (the run stopped while saving it).", checkpoint)
+    return None
+
+
+def train(
+    model_args: ModelArguments, data_args: DataArguments, training_args: EpmVGTrainingArguments
+) -> EpmVGDistillationTrainer:
+    """Builds everything, trains (resuming when asked), saves model + processor + model card; returns the trainer."""
+    set_seed(training_args.seed)
+    model = build_model(model_args)
+    if model_args.freeze_text_encoder:
+        model.freeze_text_encoder()
+    processor = build_processor(model_args, model.config)
+    train_dataset, eval_dataset = load_splits(data_args, training_args.seed)
+
+    teacher = teacher_processor = None
+    if model_args.teacher_model_name_or_path:
+        teacher = CLIPModel.from_pretrained(model_args.teacher_model_name_or_path)
+        teacher_processor = AutoProcessor.from_pretrained(model_args.teacher_model_name_or_path)
+        if data_args.cache_teacher_embeddings:
+            with training_args.main_process_first(desc="caching teacher embeddings"):
+                train_dataset = cache_teacher_embeddings(train_dataset, teacher, teacher_processor)
+                if eval_dataset is not None:
+                    # the evaluation loss has the distillation terms too, and there are no live teacher inputs
+                    eval_dataset = cache_teacher_embeddings(eval_dataset, teacher, teacher_processor)
+            teacher_processor = None
+
+    if data_args.augment:
+        # augmenting the training split only: the collator letterboxes the evaluation split centred
+        augmentation = EpmVGAugmentation(size=model.config.image_size, seed=training_args.seed)
+        train_dataset = train_dataset.with_transform(augmentation.transform_batch)
+    trainer = EpmVGDistillationTrainer(
+        model=model,
+        teacher_model=teacher,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=EpmVGDataCollator(processor, teacher_processor=teacher_processor),
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+    )
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint == "last":
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(result.metrics)
+    if eval_dataset is not None:
+        metrics |= trainer.evaluate()
+    trainer.save_model()
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        # save_model() saved the processor too (processing_class)
+        accuracies = {data_args.eval_split: metrics["eval_accuracy"]} if "eval_accuracy" in metrics else {}
+        write_model_card(
+            training_args.output_dir, model, data_args.dataset_name, accuracies, model_args.teacher_model_name_or_path
+        )
+    trainer.log_metrics("all", metrics)
+    trainer.save_metrics("all", metrics)
+    return trainer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = HfArgumentParser((ModelArguments, DataArguments, EpmVGTrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    # page faults cost a fifth of the batch-8 train step at 640 on CPU (scripts/benchmark.py, `+malloc` cases); with
+    # gradient checkpointing memory comes first: keeping freed memory raised its peak from 4.97 GB to 5.72 GB, while
+    # returning freed feature maps to the OS at once lowered it to 4.6 GB (`+release`)
+    if training_args.gradient_checkpointing:
+        return_freed_memory()
+    else:
+        keep_freed_memory()
+    train(model_args, data_args, training_args)
+
+
+if __name__ == "__main__":
+    # glibc reads its allocator tunables only at process start: restart once, before any work, with huge pages
+    restart_with_huge_pages()
+    main(sys.argv[1:])
