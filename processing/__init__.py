@@ -21,7 +21,8 @@ EpmVGProcessor.register_for_auto_class()
 
 __all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry"]
 
-# the "visual-grounding" task: transformers.pipeline("visual-grounding", model=...) works once this package is imported
+# the "visual-grounding" task for models given as objects: pipeline("visual-grounding", model=model, processor=...)
+# (a saved folder names its own pipeline file in config.custom_pipelines)
 from transformers import AutoModel  # noqa: E402
 from transformers.pipelines import PIPELINE_REGISTRY  # noqa: E402
 
