@@ -14,6 +14,8 @@ from torch import nn
 from transformers import CLIPModel, SchedulerType, Trainer, TrainingArguments
 from transformers.utils import logging
 
+from processing.image_processing_epmvg import to_rgb_image
+
 from .loss_epmvg import distillation_loss
 
 
@@ -131,7 +133,7 @@ def cache_teacher_embeddings(
     device = next(teacher.parameters()).device
 
     def embed(batch: dict) -> dict:
-        images = [image.convert("RGB") for image in batch[image_column]]
+        images = [to_rgb_image(image) for image in batch[image_column]]
         inputs = teacher_processor(images=images, text=batch[text_column], padding=True, return_tensors="pt")
         with torch.inference_mode():
             image_embeds, text_embeds = teacher_embeddings(

@@ -9,7 +9,7 @@ from transformers import AutoImageProcessor, AutoProcessor
 
 from modeling_epmvg import EpmVGConfig
 
-from .image_processing_epmvg import EpmVGImageProcessor, get_letterbox_geometry
+from .image_processing_epmvg import EpmVGImageProcessor, get_letterbox_geometry, to_rgb_image
 from .processing_epmvg import EpmVGProcessor
 
 
@@ -19,7 +19,7 @@ AutoProcessor.register(EpmVGConfig, EpmVGProcessor, exist_ok=True)
 EpmVGImageProcessor.register_for_auto_class()
 EpmVGProcessor.register_for_auto_class()
 
-__all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry"]
+__all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry", "to_rgb_image"]
 
 # the "visual-grounding" task for models given as objects: pipeline("visual-grounding", model=model, processor=...)
 # (a saved folder names its own pipeline file in config.custom_pipelines)

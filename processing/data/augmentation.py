@@ -22,7 +22,7 @@ import PIL.Image
 import torch
 from PIL import ImageEnhance
 
-from ..image_processing_epmvg import get_letterbox_geometry
+from ..image_processing_epmvg import get_letterbox_geometry, to_rgb_image
 
 
 # a direction word, alone or as the head of a compound (leftmost, left-hand, rightside, topmost, ...)
@@ -191,7 +191,7 @@ class EpmVGAugmentation:
             `expression` and `offset` (`(top, left)` in the canvas).
         """
         rng = self.generator() if rng is None else rng
-        image = image if image.mode == "RGB" else image.convert("RGB")
+        image = to_rgb_image(image)
         box = [float(v) for v in box]
         if not has_direction_word(text) and rng.random() < self.crop_prob:
             short_side = int(rng.choice(self.crop_short_sides))

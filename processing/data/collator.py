@@ -10,14 +10,16 @@ import torch
 
 from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
 
+from ..image_processing_epmvg import to_rgb_image
 
-def _rgb(image) -> PIL.Image.Image:
+
+def _decoded(image) -> PIL.Image.Image:
     if not isinstance(image, PIL.Image.Image):
         raise ValueError(
             f"Expected a decoded PIL image in the `image` column, got {type(image).__name__}: load the dataset with "
             "its Image feature decoding (the default), not Image(decode=False)."
         )
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return image
 
 
 @dataclass
@@ -65,7 +67,8 @@ class EpmVGDataCollator:
         return [tuple(row["offset"]) for row in rows] if all(augmented) else None
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        images = [_rgb(row["image"]) for row in rows]
+        # any mode: the processor converts it as the pipeline's does, so evaluation sees the pipeline's pixels
+        images = [_decoded(row["image"]) for row in rows]
         texts = [row["expression"] for row in rows]
         boxes = [row.get("bbox") for row in rows]
         boxes = None if any(box is None for box in boxes) else [list(map(float, box)) for box in boxes]
@@ -82,7 +85,11 @@ class EpmVGDataCollator:
         )
         if self.teacher_processor is not None:
             teacher = self.teacher_processor(
-                images=images, text=texts, padding=True, truncation=True, return_tensors="pt"
+                images=[to_rgb_image(image) for image in images],
+                text=texts,
+                padding=True,
+                truncation=True,
+                return_tensors="pt",
             )
             # only what the trainer consumes: others (e.g. token_type_ids) would reach the student
             names = {key: key.removeprefix("teacher_") for key in TEACHER_INPUT_KEYS}
