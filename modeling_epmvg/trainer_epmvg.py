@@ -148,6 +148,10 @@ def cache_teacher_embeddings(
     return dataset.map(embed, batched=True, batch_size=batch_size, **map_kwargs)
 
 
+class EpmVGNonFiniteLossError(RuntimeError):
+    """A training step's loss is NaN or infinite: training stopped before the optimizer applied its gradients."""
+
+
 class EpmVGDistillationTrainer(Trainer):
     r"""
     [`Trainer`] for EpmVG: the student's box loss plus the paper's cross-modal distillation,
@@ -271,8 +275,40 @@ class EpmVGDistillationTrainer(Trainer):
                 teacher_inputs.get("teacher_attention_mask"),
             )
 
+    def training_step(self, model: nn.Module, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
+        """
+        One forward + backward. Stops training at the first NaN or infinite loss, before the optimizer applies its
+        gradients, so no NaN weights are written (the Trainer would otherwise keep going and log the loss as 0).
+
+        Raises:
+            [`EpmVGNonFiniteLossError`]: naming the step, the loss terms and the learning rates.
+        """
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # one device sync per step, as the Trainer's own NaN filter of the logged loss costs
+        if not torch.isfinite(loss):
+            raise EpmVGNonFiniteLossError(self._non_finite_loss_message(loss))
+        return loss
+
+    def _non_finite_loss_message(self, loss: torch.Tensor) -> str:
+        terms = ", ".join(f"{key}={values[-1].item():.4g}" for key, values in self._metrics["train"].items() if values)
+        rates = ", ".join(f"{name}={rate:.3g}" for name, rate in self._learning_rates().items())
+        return (
+            f"Training stopped at step {self.state.global_step + 1}: the loss is not finite ({loss.item()}; "
+            f"{terms}). No final model was written; checkpoints already written are unchanged. The learning rates "
+            f"were {rates}: the likely fix is a lower --learning_rate / --lr_backbone (e.g. 10x lower), or a warm-up "
+            "(--warmup_steps)."
+        )
+
+    def _learning_rates(self) -> dict[str, float]:
+        """The current learning rate of every optimizer parameter group, by group name."""
+        groups = self.optimizer.param_groups if self.optimizer is not None else []
+        return {group.get("name", str(index)): group["lr"] for index, group in enumerate(groups)}
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the mean of every loss term since the last log (prefixed `eval_` during evaluation)."""
+        """
+        Adds the mean of every loss term since the last log (prefixed `eval_` during evaluation) and the learning
+        rate of every parameter group as `learning_rate_<group>`; `learning_rate` is the `learning_rate` group's.
+        """
         split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
         prefix = "eval_" if split == "eval" else ""
         for key, values in self._metrics[split].items():
@@ -280,11 +316,17 @@ class EpmVGDistillationTrainer(Trainer):
                 values = torch.stack(values).tolist()
                 logs[f"{prefix}{key}"] = sum(values) / len(values)
         self._metrics[split].clear()
+        if "learning_rate" in logs:
+            rates = self._learning_rates()
+            # the Trainer reports the first group's, which is lr_backbone's: report --learning_rate's group instead
+            logs["learning_rate"] = rates.get("other", logs["learning_rate"])
+            logs |= {f"learning_rate_{name}": rate for name, rate in rates.items()}
         super().log(logs, start_time)
 
 
 __all__ = [
     "EpmVGDistillationTrainer",
+    "EpmVGNonFiniteLossError",
     "EpmVGTrainingArguments",
     "cache_teacher_embeddings",
     "parameter_groups",

@@ -57,6 +57,15 @@ def test_the_trained_folder_runs_as_the_visual_grounding_pipeline_where_the_pack
     )
 
 
+def test_a_run_whose_loss_turns_non_finite_exits_non_zero_naming_it_and_writes_no_model(setup, tmp_path):
+    arguments = train_arguments(setup, tmp_path, learning_rate="1e6")
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    message = str(exited.value.code)
+    assert message.startswith("epmvg-train: error: Training stopped at step") and "loss is not finite" in message
+    assert not (tmp_path / "model.safetensors").exists()
+
+
 def test_a_run_with_cached_teacher_embeddings_evaluates_with_the_distillation_terms(setup, tmp_path):
     main(train_arguments(setup, tmp_path, eval_strategy="steps", eval_steps="2", cache_teacher_embeddings="true"))
 

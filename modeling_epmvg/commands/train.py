@@ -29,7 +29,12 @@ from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from modeling_epmvg.efficiency_epmvg import keep_freed_memory, restart_with_huge_pages, return_freed_memory
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
-from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGTrainingArguments, cache_teacher_embeddings
+from modeling_epmvg.trainer_epmvg import (
+    EpmVGDistillationTrainer,
+    EpmVGNonFiniteLossError,
+    EpmVGTrainingArguments,
+    cache_teacher_embeddings,
+)
 from processing import EpmVGImageProcessor, EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation
 from processing.data.collator import EpmVGDataCollator
@@ -234,7 +239,10 @@ def main(argv: list[str] | None = None) -> None:
         return_freed_memory()
     else:
         keep_freed_memory()
-    train(model_args, data_args, training_args)
+    try:
+        train(model_args, data_args, training_args)
+    except EpmVGNonFiniteLossError as error:
+        raise SystemExit(f"epmvg-train: error: {error}") from error
 
 
 if __name__ == "__main__":
