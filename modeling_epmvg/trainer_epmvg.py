@@ -14,6 +14,7 @@ from torch import nn
 from transformers import CLIPModel, SchedulerType, Trainer, TrainingArguments
 from transformers.utils import logging
 
+from processing.data.sources.validation import decode_row_image
 from processing.image_processing_epmvg import to_rgb_image
 
 from .loss_epmvg import distillation_loss
@@ -133,7 +134,8 @@ def cache_teacher_embeddings(
     device = next(teacher.parameters()).device
 
     def embed(batch: dict) -> dict:
-        images = [to_rgb_image(image) for image in batch[image_column]]
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        images = [to_rgb_image(decode_row_image({**row, "image": row[image_column]})) for row in rows]
         inputs = teacher_processor(images=images, text=batch[text_column], padding=True, return_tensors="pt")
         with torch.inference_mode():
             image_embeds, text_embeds = teacher_embeddings(

@@ -32,9 +32,15 @@ def load_grounding_image(image: ImageLike, timeout: float | None = None) -> PIL.
         return load_image(image, timeout=timeout)
     if not os.path.isfile(image):
         raise FileNotFoundError(f"Image file not found: {image!r}. Pass the path of an existing image or a PIL image.")
-    with PIL.Image.open(image) as opened:
-        # the pixels as a viewer shows them (phones store rotated pixels plus an EXIF orientation tag)
-        return PIL.ImageOps.exif_transpose(opened).copy()
+    try:
+        with PIL.Image.open(image) as opened:
+            # the pixels as a viewer shows them (phones store rotated pixels plus an EXIF orientation tag)
+            return PIL.ImageOps.exif_transpose(opened).copy()
+    except (OSError, SyntaxError, ValueError) as error:  # not an image, truncated, corrupt
+        raise ValueError(
+            f"Cannot read the image file {image!r} ({type(error).__name__}: {error}): it is not an image PIL can "
+            "decode, or it is truncated. Pass another file, or re-save this one."
+        ) from error
 
 
 def _as_expressions(expressions: Any, where: str) -> list[str]:

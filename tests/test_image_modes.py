@@ -6,7 +6,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from datasets import Dataset, DatasetDict, Image
+from datasets import Dataset, DatasetDict
 
 from modeling_epmvg.trainer_epmvg import cache_teacher_embeddings
 from processing import EpmVGImageProcessor, to_rgb_image
@@ -94,9 +94,7 @@ def mode_files(tmp_path_factory):
         )  # fmt: skip
         for name, value in row.items():
             rows[name].append(value)
-    features = GROUNDING_FEATURES.copy()
-    features["image"] = Image()
-    DatasetDict({"test": Dataset.from_dict(rows, features=features)}).save_to_disk(root / "data")
+    DatasetDict({"test": Dataset.from_dict(rows, features=GROUNDING_FEATURES)}).save_to_disk(root / "data")
     return root, paths
 
 

@@ -39,7 +39,12 @@ from processing import EpmVGImageProcessor, EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation
 from processing.data.collator import EpmVGDataCollator
 from processing.data.metrics import compute_grounding_metrics
-from processing.data.sources import load_grounding_dataset
+from processing.data.sources import (
+    GroundingDataError,
+    GroundingSourceArguments,
+    encode_images,
+    load_grounding_dataset,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -76,21 +81,22 @@ class ModelArguments:
     freeze_text_encoder: bool = field(default=False, metadata={"help": "Keep the BERT encoder frozen."})
 
 
-@dataclass
-class DataArguments:
-    """Which data to train and evaluate on (any source `processing.data.sources.load_grounding_dataset` reads)."""
+@dataclass(kw_only=True)
+class DataArguments(GroundingSourceArguments):
+    """
+    Which data to train and evaluate on (any source `processing.data.sources.load_grounding_dataset` reads), read
+    with the data flags epmvg-evaluate has too ([`GroundingSourceArguments`]).
+    """
 
     dataset_name: str = field(metadata={"help": "Hub id, local folder, saved DatasetDict or split files."})
     train_split: str = field(default="train")
     eval_split: str | None = field(default="val")
-    image_root: str | None = field(default=None, metadata={"help": "Image folder for sources without images."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     augment: bool = field(default=True, metadata={"help": "TransVG's training augmentation."})
     cache_teacher_embeddings: bool = field(
         default=False, metadata={"help": "Compute teacher embeddings once (unaugmented images) instead of live."}
     )
-    skip_invalid: bool = field(default=False, metadata={"help": "Skip (and count) invalid rows instead of failing."})
 
 
 def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
@@ -147,9 +153,10 @@ def compute_metrics(evaluation) -> dict:
 
 def load_splits(data_args: DataArguments, seed: int) -> tuple:
     splits = [data_args.train_split] + ([data_args.eval_split] if data_args.eval_split else [])
-    data = load_grounding_dataset(
-        data_args.dataset_name, split=splits, image_root=data_args.image_root, skip_invalid=data_args.skip_invalid
-    )
+    source_options = GroundingSourceArguments.load_kwargs(data_args)
+    data = load_grounding_dataset(data_args.dataset_name, split=splits, **source_options)
+    # the collator and the augmentation decode each image, so an undecodable file names its row
+    data = {name: encode_images(split) for name, split in data.items()}
     train, evaluation = data[data_args.train_split], data[data_args.eval_split] if data_args.eval_split else None
     if data_args.max_train_samples:
         train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
@@ -241,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_freed_memory()
     try:
         train(model_args, data_args, training_args)
-    except EpmVGNonFiniteLossError as error:
+    except (EpmVGNonFiniteLossError, GroundingDataError) as error:
         raise SystemExit(f"epmvg-train: error: {error}") from error
 
 

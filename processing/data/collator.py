@@ -5,27 +5,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import PIL.Image
 import torch
 
 from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
 
 from ..image_processing_epmvg import to_rgb_image
-
-
-def _decoded(image) -> PIL.Image.Image:
-    if not isinstance(image, PIL.Image.Image):
-        raise ValueError(
-            f"Expected a decoded PIL image in the `image` column, got {type(image).__name__}: load the dataset with "
-            "its Image feature decoding (the default), not Image(decode=False)."
-        )
-    return image
+from .sources.validation import decode_row_image
 
 
 @dataclass
 class EpmVGDataCollator:
     r"""
     Turns a list of unified grounding rows (`image`, `bbox` xyxy pixels, `expression`, ...) into the model's batch.
+    Images may be decoded or left encoded (an undecodable file then raises an error naming its row).
 
     - Training: rows augmented by `dataset.with_transform(augmentation.transform_batch)` (they carry an `offset`,
       see [`EpmVGAugmentation`]) are letterboxed at their offset, without resizing again.
@@ -68,7 +60,7 @@ class EpmVGDataCollator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         # any mode: the processor converts it as the pipeline's does, so evaluation sees the pipeline's pixels
-        images = [_decoded(row["image"]) for row in rows]
+        images = [decode_row_image(row) for row in rows]
         texts = [row["expression"] for row in rows]
         boxes = [row.get("bbox") for row in rows]
         boxes = None if any(box is None for box in boxes) else [list(map(float, box)) for box in boxes]
