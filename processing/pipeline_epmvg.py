@@ -86,14 +86,12 @@ class VisualGroundingPipeline(ChunkPipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.image_processor is None or self.tokenizer is None:
+        if self.processor is None or self.image_processor is None or self.tokenizer is None:
             raise ValueError(
                 "The visual-grounding pipeline needs an EpmVGProcessor (image processor + tokenizer): save one "
                 "next to the model with processor.save_pretrained(...), or pass `processor=` to pipeline(...)."
             )
         self.check_model_type(["EpmVGForVisualGrounding"])
-        model_text_len = getattr(self.model.config, "max_text_len", None)
-        self.max_text_len = getattr(self.processor, "max_text_len", None) or model_text_len
 
     def __call__(
         self,
@@ -174,11 +172,10 @@ class VisualGroundingPipeline(ChunkPipeline):
         single = isinstance(expressions, str)
         texts = _as_expressions(expressions, where=f"image {inputs['image']!r}"[:200])
         image = load_grounding_image(inputs["image"], timeout=timeout)
-        pixels = self.image_processor(image, return_tensors="pt")
+        # the image once, whatever its number of expressions; the processor pads the texts to the model's slots
+        pixels = self.processor(images=image, return_tensors="pt")
         pixels["pixel_values"] = pixels["pixel_values"].to(self.dtype)
-        tokens = self.tokenizer(
-            texts, padding="max_length", truncation=True, max_length=self.max_text_len, return_tensors="pt"
-        )
+        tokens = self.processor(text=texts, return_tensors="pt")
         target_size = torch.tensor([[image.height, image.width]])
         for index, text in enumerate(texts):
             yield {

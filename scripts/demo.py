@@ -99,7 +99,6 @@ def student_config(args, folder: str) -> str:
 
 
 def train_student(args, paths: dict, output_dir: str, distill: bool) -> None:
-    overrides = {} if distill else {"distillation_image_coefficient": 0.0, "distillation_text_coefficient": 0.0}
     command = [
         "scripts/train.py",
         "--dataset_name", paths["data"], "--eval_split", "val",
@@ -109,7 +108,6 @@ def train_student(args, paths: dict, output_dir: str, distill: bool) -> None:
             {"num_hidden_layers": args.text_layers, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
         ),
         "--freeze_text_encoder", "true",
-        "--config_overrides", json.dumps(overrides),
         "--augment", "false",
         "--output_dir", output_dir,
         "--num_train_epochs", str(args.epochs),
@@ -123,6 +121,8 @@ def train_student(args, paths: dict, output_dir: str, distill: bool) -> None:
     ]  # fmt: skip
     if distill:
         command += ["--teacher_model_name_or_path", paths["teacher"], "--cache_teacher_embeddings", "true"]
+    else:
+        command += ["--distillation_image_coefficient", "0", "--distillation_text_coefficient", "0"]
     run(command, "train" if distill else "train (no distillation)")
 
 

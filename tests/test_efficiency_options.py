@@ -1,6 +1,6 @@
 """Every efficiency option gives the plain path's outputs and gradients (atol 1e-4); the benchmark's case grammar."""
 
-import json
+import os
 import subprocess
 import sys
 
@@ -9,12 +9,11 @@ import torch
 from transformers.backbone_utils import load_backbone
 
 from modeling_epmvg import EpmVGForVisualGrounding
-from modeling_epmvg import efficiency_epmvg as efficiency
 from modeling_epmvg.commands.benchmark import check_targets, parse_case
-from modeling_epmvg.efficiency_epmvg import compile_for_inference
+from modeling_epmvg.efficiency_epmvg import allocator_environment, compile_for_inference
 from modeling_epmvg.modeling_epmvg import EpmVGFoldedConv2d, EpmVGFrozenBatchNorm2d, replace_batch_norm
 
-from .conftest import REPO_ROOT, random_inputs, tiny_config
+from .conftest import random_inputs, tiny_config
 
 
 ATOL = 1e-4
@@ -195,7 +194,7 @@ def test_benchmark_targets_use_the_transvg_ratios():
     }
 
 
-def test_benchmark_targets_judge_the_configuration_the_scripts_run():
+def test_benchmark_targets_judge_the_documented_fast_settings_first():
     rows = [
         {"case": "forward-b1-640", "median_s": 1.1},
         {"case": "forward-b1-640+malloc", "median_s": 0.92},
@@ -215,7 +214,7 @@ def test_benchmark_targets_judge_the_configuration_the_scripts_run():
         "ckpt step time / plain step time": ("train-b8-640+ckpt+release", round(41.0 / 32.0, 3)),
         "cached teacher / distillation off @640": ("train-b8-640+malloc+cached", round(26.5 / 26.0, 3)),
     }
-    # scripts/train.py restarts with huge pages: measured, those cases are judged, each against its own page size
+    # with huge pages measured, those cases are judged, each against its own page size
     rows += [
         {"case": "train-b8-640+thp", "median_s": 30.0},
         {"case": "train-b8-640+malloc+thp", "median_s": 25.0},
@@ -261,88 +260,78 @@ def test_allocator_settings_exclude_each_other_in_a_case():
         parse_case("train-b8-640+malloc+release")
 
 
-RELEASE_PROBE = """
+ALLOCATOR_PROBE = """
 import sys, torch
-from modeling_epmvg.efficiency_epmvg import return_freed_memory
 
-def rss_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+def status_mb(field):
+    with open("/proc/self/smaps_rollup" if field == "AnonHugePages:" else "/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
 
-if sys.argv[1] == "release":
-    assert return_freed_memory()
 torch.ones(30 * 2**18)  # freeing a 30 MB block raises glibc's dynamic mmap threshold to 30 MB
-block = torch.ones(20 * 2**18)  # 20 MB, touched
-before = rss_mb()
+block = torch.ones(int(sys.argv[1]) * 2**18)  # touched
+before, huge = status_mb("VmRSS:"), status_mb("AnonHugePages:")
 del block
-print(before - rss_mb())
+print(before - status_mb("VmRSS:"), huge)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator settings")
-def test_return_freed_memory_gives_a_freed_20_mb_tensor_back_to_the_os():
-    def released_mb(mode: str) -> float:
-        completed = subprocess.run(
-            [sys.executable, "-c", RELEASE_PROBE, mode], capture_output=True, text=True, check=True, cwd=REPO_ROOT
-        )
-        return float(completed.stdout)
+def _probe(settings: list[str], block_mb: int) -> tuple[float, float]:
+    """(MB given back to the OS when a `block_mb` tensor is freed, MB in huge pages while it lives)."""
+    environment = allocator_environment(os.environ, settings)
+    completed = subprocess.run(
+        [sys.executable, "-c", ALLOCATOR_PROBE, str(block_mb)], env=environment, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    released, huge = map(float, completed.stdout.split())
+    return released, huge
 
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator settings")
+
+
+@linux_only
+def test_release_gives_a_freed_20_mb_tensor_back_to_the_os():
     # by default the 20 MB block stays in the heap after the larger free raised the threshold
-    assert released_mb("default") < 5
-    assert released_mb("release") > 15
+    assert _probe([], 20)[0] < 5
+    assert _probe(["release"], 20)[0] > 15
 
 
-HUGE_PAGES = "glibc.malloc.hugetlb=1"
+@linux_only
+def test_keep_holds_a_freed_64_mb_tensor_for_reuse():
+    # by default a block above glibc's 32 MB mmap threshold limit is mapped, and unmapped when freed
+    assert _probe([], 64)[0] > 60
+    assert _probe(["keep"], 64)[0] < 5
 
 
-@pytest.mark.parametrize(
-    ("libc", "mode", "tunables", "expected"),
-    [
-        ("glibc 2.36", "always [madvise] never", None, HUGE_PAGES),
-        ("glibc 2.36", "always [madvise] never", "glibc.pthread.rseq=0", f"glibc.pthread.rseq=0:{HUGE_PAGES}"),
-        ("glibc 2.36", "always [madvise] never", "glibc.malloc.hugetlb=0", None),  # the user's own choice
-        ("glibc 2.36", "[always] madvise never", None, None),  # the kernel uses huge pages anyway
-        ("glibc 2.36", "always madvise [never]", None, None),
-        ("glibc 2.31", "always [madvise] never", None, None),  # the tunable came with glibc 2.35
-    ],
-)
-def test_huge_pages_environment_adds_glibcs_tunable_only_where_it_changes_something(
-    libc, mode, tunables, expected, tmp_path, monkeypatch
-):
-    setting = tmp_path / "enabled"
-    setting.write_text(mode + "\n")
-    monkeypatch.setattr(efficiency, "_TRANSPARENT_HUGE_PAGES_MODE", setting)
-    monkeypatch.setattr(efficiency.os, "confstr", lambda name: libc)
-    environ = {"HOME": "/home/me"} | ({"GLIBC_TUNABLES": tunables} if tunables else {})
-    environment = efficiency.huge_pages_environment(environ)
-    if expected is None:
-        assert environment is None
-    else:
-        assert environment == {"HOME": "/home/me", "GLIBC_TUNABLES": expected}
+def _huge_pages_on_request() -> bool:
+    """glibc >= 2.35 (its hugetlb tunable) and the kernel's transparent huge pages in `madvise` mode."""
+    try:
+        name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as setting:
+            mode = setting.read()
+    except (AttributeError, ValueError, OSError):
+        return False
+    return name == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35) and "[madvise]" in mode
 
 
-HUGE_PAGES_PROBE = """
-import json, os, sys
-from modeling_epmvg.efficiency_epmvg import restart_with_huge_pages
-
-print("started", flush=True)
-restart_with_huge_pages()
-block = bytearray(b"x") * 64 * 2**20  # 64 MB, written
-with open("/proc/self/smaps_rollup") as rollup:
-    huge_kb = next(int(line.split()[1]) for line in rollup if line.startswith("AnonHugePages:"))
-tunables = os.environ["GLIBC_TUNABLES"]
-print(json.dumps({"pid": os.getpid(), "tunables": tunables, "arguments": sys.argv[1:], "huge_kb": huge_kb}))
-"""
+@pytest.mark.skipif(not _huge_pages_on_request(), reason="glibc >= 2.35, THP in madvise mode")
+def test_huge_pages_back_a_64_mb_tensor_with_2_mb_pages():
+    assert _probe([], 64)[1] < 8
+    assert _probe(["huge_pages"], 64)[1] >= 32  # most of the 64 MB block sits in 2 MB pages
 
 
-@pytest.mark.skipif(efficiency.huge_pages_environment({}) is None, reason="glibc >= 2.35, THP in madvise mode")
-def test_restart_with_huge_pages_reruns_the_same_process_whose_memory_then_uses_huge_pages():
-    command = [sys.executable, "-c", HUGE_PAGES_PROBE, "--an", "argument"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-    *started, report = process.communicate(timeout=60)[0].splitlines()
-    assert process.returncode == 0
-    assert started == ["started", "started"]  # ran up to the restart, then again from the start
-    report = json.loads(report)
-    assert report["pid"] == process.pid and report["arguments"] == ["--an", "argument"]
-    assert report["tunables"] == HUGE_PAGES
-    assert report["huge_kb"] >= 32 * 1024  # most of the 64 MB block sits in 2 MB pages
+def test_allocator_environment_keeps_the_users_values_and_refuses_contradictions():
+    environ = {"HOME": "/home/me", "MALLOC_MMAP_MAX_": "5", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"}
+    assert allocator_environment(environ, ["keep", "huge_pages"]) == {
+        "HOME": "/home/me",
+        "MALLOC_MMAP_MAX_": "5",  # the user's own value wins
+        "MALLOC_TRIM_THRESHOLD_": str(2**36),
+        "GLIBC_TUNABLES": "glibc.pthread.rseq=0:glibc.malloc.hugetlb=1",
+    }
+    own_choice = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    assert allocator_environment(own_choice, ["huge_pages"]) == own_choice
+    assert allocator_environment(environ, []) == environ
+    with pytest.raises(ValueError, match="'keep' \\(speed\\) and 'release' \\(memory\\), not both"):
+        allocator_environment({}, ["keep", "release"])
+    with pytest.raises(ValueError, match="Unknown allocator setting"):
+        allocator_environment({}, ["fast"])

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from processing import VisualGroundingPipeline
+from processing import EpmVGProcessor, VisualGroundingPipeline
 
 from .remote_code import run_without_package
 from .test_hub_loading import save_model_and_processor
@@ -60,7 +60,7 @@ def as_list(result: dict) -> list[float]:
 
 def test_task_is_registered_and_loads_the_processor(grounder):
     assert isinstance(grounder, VisualGroundingPipeline)
-    assert grounder.max_text_len == 8
+    assert isinstance(grounder.processor, EpmVGProcessor) and grounder.processor.max_text_len == 8
 
 
 def test_pipeline_from_objects_in_memory(saved):

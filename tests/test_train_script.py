@@ -66,6 +66,15 @@ def test_a_run_whose_loss_turns_non_finite_exits_non_zero_naming_it_and_writes_n
     assert not (tmp_path / "model.safetensors").exists()
 
 
+def test_distillation_ablations_are_plain_flags(setup, tmp_path):
+    main(train_arguments(setup, tmp_path, distillation_image_coefficient="0", distillation_loss="l1"))
+
+    config = EpmVGForVisualGrounding.config_class.from_pretrained(tmp_path)
+    assert config.distillation_image_coefficient == 0 and config.distillation_loss == "l1"
+    results = json.loads((tmp_path / "all_results.json").read_text())
+    assert "eval_loss_distill_image" not in results and results["eval_loss_distill_text"] > 0
+
+
 def test_a_run_with_cached_teacher_embeddings_evaluates_with_the_distillation_terms(setup, tmp_path):
     main(train_arguments(setup, tmp_path, eval_strategy="steps", eval_steps="2", cache_teacher_embeddings="true"))
 

@@ -28,14 +28,11 @@ Options appended with `+` (e.g. `train-b8-640+ckpt`, `forward-b8-640+malloc+cl`)
   the BatchNorm-scaled convolution weights are computed once, ReLUs fuse); compilation happens in the warm-up run
   and is reported.
 - `nograd`: forward under `torch.no_grad()` instead of `torch.inference_mode()`.
-- `malloc`: glibc keeps freed memory (`efficiency_epmvg.keep_freed_memory()`, i.e. `MALLOC_MMAP_MAX_=0` and no
-  trimming), so large tensors are not returned to the OS and page-faulted in again every iteration.
-- `release`: the opposite, memory first: glibc returns every freed block of 16 MB or more to the OS at once
-  (`efficiency_epmvg.return_freed_memory()`, i.e. `MALLOC_MMAP_THRESHOLD_=16777216`); `scripts/train.py` runs
-  with it under gradient checkpointing.
-- `thp`: the case's process starts with glibc backing the memory it maps with transparent huge pages
-  (`efficiency_epmvg.huge_pages_environment`, as `scripts/train.py` restarts itself), so page-faulting freed
-  feature maps in again takes 512x fewer faults; combines with the allocator settings.
+- `malloc`, `release`, `thp`: the case's process starts with glibc's allocator settings `keep` (freed memory is kept
+  for reuse instead of being page-faulted in again every iteration), `release` (memory first: freed blocks of 16 MB
+  or more go back to the OS at once) or `huge_pages` (transparent huge pages: 512x fewer page faults), as the
+  environment variables of `modeling_epmvg.efficiency_epmvg.ALLOCATOR_SETTINGS` that a user sets for a run;
+  `thp` combines with either of the others. Without them the case runs as the command lines do by default.
 - `bf16`: bf16 autocast (CUDA only: this CPU has no native bf16 and runs it ~250x slower than fp32).
 
 Examples:
@@ -68,6 +65,8 @@ OPTIONS = ("live", "cached", "ckpt", "cl", "compile", "nograd", "malloc", "relea
 TRAIN_ONLY_OPTIONS = ("live", "cached", "ckpt")
 # options that change how the same work runs, not the work: such cases compare with TransVG's own figures
 RUNTIME_OPTIONS = {"malloc", "release", "thp", "cl", "nograd", "compile"}
+# the case options that start the case's process with glibc's allocator settings (efficiency_epmvg.ALLOCATOR_SETTINGS)
+ALLOCATOR_OPTIONS = {"malloc": "keep", "release": "release", "thp": "huge_pages"}
 MATMUL_SIZE = 2048
 TEXT_LENGTH = 20
 TEACHER_TEXT_LENGTH = 20
@@ -517,18 +516,9 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
     }
 
 
-def run_child(
-    case_name: str, warmup: int, repeats: int, threads: int | None, device_name: str, malloc: bool = False
-) -> dict:
-    """Runs one case in this process and returns its result (times, peak memory, extras)."""
-    from modeling_epmvg.efficiency_epmvg import keep_freed_memory, return_freed_memory
-
+def run_child(case_name: str, warmup: int, repeats: int, threads: int | None, device_name: str) -> dict:
+    """Runs one case in this process (started with its allocator environment) and returns its result."""
     case = parse_case(case_name)
-    allocator_tuned = False
-    if "release" in case.options:
-        allocator_tuned = return_freed_memory()
-    elif malloc or "malloc" in case.options:
-        allocator_tuned = keep_freed_memory()
     load_before = os.getloadavg()[0]
     import torch
 
@@ -551,7 +541,6 @@ def run_child(
     result["peak_rss_gb"] = peak_rss_gb()
     result["threads"] = torch.get_num_threads()
     result["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    result["allocator_tuned"] = allocator_tuned
     if device.type == "cuda":
         result["peak_gpu_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
     return result
@@ -580,7 +569,7 @@ class CaseResult:
 
 def run_case_subprocess(case: BenchmarkCase, args: argparse.Namespace) -> dict:
     """Runs one case in a fresh Python process and returns its result, or `{"error": ...}`."""
-    from modeling_epmvg.efficiency_epmvg import huge_pages_environment
+    from modeling_epmvg.efficiency_epmvg import allocator_environment
 
     command = [
         sys.executable,
@@ -594,11 +583,10 @@ def run_case_subprocess(case: BenchmarkCase, args: argparse.Namespace) -> dict:
     command += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    if "malloc" in case.options or args.malloc:
-        command.append("--malloc")
-    env = dict(os.environ)
-    if "thp" in case.options:
-        env = huge_pages_environment(env) or env
+    settings = [setting for option, setting in ALLOCATOR_OPTIONS.items() if option in case.options]
+    if args.malloc and "release" not in case.options and "keep" not in settings:
+        settings.append("keep")
+    env = allocator_environment(os.environ, settings)
     try:
         completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.case_timeout)
     except subprocess.TimeoutExpired:
@@ -729,9 +717,9 @@ def summarize(cases: list[BenchmarkCase], results: dict[str, CaseResult]) -> lis
     return rows
 
 
-# the configurations the project's scripts run, best first: epmvg-evaluate keeps freed memory (and compiles with
-# --compile), scripts/train.py restarts with huge pages and keeps freed memory (returns it with gradient
-# checkpointing); a target is judged on the first of them that was measured
+# the documented fast CPU settings first (docs/performance.md: keep freed memory, huge pages, --compile for whole
+# evaluations; release freed memory under gradient checkpointing), then the defaults; a target is judged on the
+# first of them that was measured
 TARGET_CONFIGURATIONS = {
     "forward": ("+malloc+compile", "+malloc", ""),
     "train": ("+malloc+thp", "+malloc", ""),
@@ -747,7 +735,7 @@ def check_targets(rows: list[dict]) -> list[dict]:
         return by_name.get(name, {}).get(key)
 
     def configured(base: str, configuration: str | None = None) -> str:
-        """The case name of the scripts' first measured configuration of `base` (e.g. "train-b8-640")."""
+        """The case name of the first measured configuration of `base` (e.g. "train-b8-640")."""
         names = [f"{base}{options}" for options in TARGET_CONFIGURATIONS[configuration or base.split("-")[0]]]
         return next((name for name in names if value(name) is not None), names[-1])
 
@@ -765,8 +753,8 @@ def check_targets(rows: list[dict]) -> list[dict]:
     forward, train = configured("forward-b1-640"), configured("train-b8-640")
     add("forward b1@640 (s)", forward, value(forward), forward_time, f"<= 1.0x TransVG ({forward_time:.2f} s)")
     add("train step b8@640 (s)", train, value(train), 0.9 * train_time, f"<= 0.9x TransVG ({train_time:.1f} s)")
-    # scripts/train.py returns freed memory to the OS with gradient checkpointing (memory first); the time ratio is
-    # against the step with the default allocator, as TransVG's own code runs, and the same page size
+    # under gradient checkpointing memory comes first (release freed memory); the time ratio is against the step
+    # with the default allocator, as TransVG's own code runs, and the same page size
     ckpt = configured("train-b8-640+ckpt", "ckpt")
     plain = "train-b8-640+thp" if ckpt.endswith("+thp") else "train-b8-640"
     rss_limit = f"<= 0.6x {train_rss:.1f} GB"
@@ -895,7 +883,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     """Runs the benchmark (or, with the internal `--child`, one case) and prints the markdown report."""
     args = parse_args(argv)
     if args.child:
-        result = run_child(args.child, args.warmup, args.repeats, args.threads, args.device, args.malloc)
+        result = run_child(args.child, args.warmup, args.repeats, args.threads, args.device)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return result
     try:

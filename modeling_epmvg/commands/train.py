@@ -15,7 +15,6 @@ files). Examples:
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +25,6 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
-from modeling_epmvg.efficiency_epmvg import keep_freed_memory, restart_with_huge_pages, return_freed_memory
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
 from modeling_epmvg.trainer_epmvg import (
@@ -70,9 +68,20 @@ class ModelArguments:
     teacher_model_name_or_path: str | None = field(
         default=None, metadata={"help": "CLIPModel teacher (its processor is loaded from the same place)."}
     )
-    config_overrides: str | None = field(
+    distillation_image_coefficient: float | None = field(
         default=None,
-        metadata={"help": "JSON of EpmVGConfig fields, e.g. '{\"distillation_image_coefficient\": 0}'."},
+        metadata={"help": "Weight alpha of the image distillation term; 0 switches it off (default: the config's)."},
+    )
+    distillation_text_coefficient: float | None = field(
+        default=None,
+        metadata={"help": "Weight beta of the text distillation term; 0 switches it off (default: the config's)."},
+    )
+    distillation_loss: str | None = field(
+        default=None,
+        metadata={"help": "Distillation distance (default: the config's, cosine).", "choices": ["cosine", "l1"]},
+    )
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "JSON of other EpmVGConfig fields, e.g. '{\"dropout\": 0.0}'."}
     )
     text_config_overrides: str | None = field(
         default=None,
@@ -99,9 +108,19 @@ class DataArguments(GroundingSourceArguments):
     )
 
 
+DISTILLATION_FLAGS = ("distillation_image_coefficient", "distillation_text_coefficient", "distillation_loss")
+
+
+def config_overrides(model_args: ModelArguments) -> dict:
+    """The EpmVGConfig fields set on the command line: `--config_overrides`, then the distillation flags given."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    flags = {name: getattr(model_args, name) for name in DISTILLATION_FLAGS}
+    return overrides | {name: value for name, value in flags.items() if value is not None}
+
+
 def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
     """The student: a checkpoint, pretrained parts (over `config_name`), or a fresh config; overrides applied."""
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    overrides = config_overrides(model_args)
     if model_args.model_name_or_path:
         return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
     config = EpmVGConfig.from_pretrained(model_args.config_name) if model_args.config_name else EpmVGConfig()
@@ -239,13 +258,6 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    # page faults cost a fifth of the batch-8 train step at 640 on CPU (scripts/benchmark.py, `+malloc` cases); with
-    # gradient checkpointing memory comes first: keeping freed memory raised its peak from 4.97 GB to 5.72 GB, while
-    # returning freed feature maps to the OS at once lowered it to 4.6 GB (`+release`)
-    if training_args.gradient_checkpointing:
-        return_freed_memory()
-    else:
-        keep_freed_memory()
     try:
         train(model_args, data_args, training_args)
     except (EpmVGNonFiniteLossError, GroundingDataError) as error:
@@ -253,6 +265,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    # glibc reads its allocator tunables only at process start: restart once, before any work, with huge pages
-    restart_with_huge_pages()
-    main(sys.argv[1:])
+    main()

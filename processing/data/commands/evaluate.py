@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from modeling_epmvg.efficiency_epmvg import compile_for_inference, keep_freed_memory
+from modeling_epmvg.efficiency_epmvg import compile_for_inference
 
 
 logger = logging.getLogger("epmvg.evaluate")
@@ -196,11 +196,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> None:
     """Console entry point (`epmvg-evaluate`)."""
-    args = parse_args(argv)
-    # an inference process: reusing freed feature-map memory speeds up the 640 forward (scripts/benchmark.py)
-    keep_freed_memory()
     try:
-        run(args)
+        run(parse_args(argv))
     except ValueError as error:  # bad input (a row's image, the checkpoint): its message says what to fix
         raise SystemExit(f"epmvg-evaluate: error: {error}") from error
 

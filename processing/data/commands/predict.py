@@ -17,7 +17,6 @@ from pathlib import Path
 
 from transformers import AutoProcessor, pipeline
 
-from modeling_epmvg.efficiency_epmvg import keep_freed_memory
 from processing.data.visualization import draw_grounding
 from processing.pipeline_epmvg import VisualGroundingPipeline, load_grounding_image
 
@@ -142,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point `epmvg-predict`. Returns the exit status."""
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # an inference process: reuse freed memory instead of page-faulting it in again
     if args.batch_size < 1:
         print(f"epmvg-predict: error: --batch-size must be at least 1, got {args.batch_size}", file=sys.stderr)
         return 2
