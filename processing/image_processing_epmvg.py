@@ -20,7 +20,10 @@ from transformers.image_utils import (
     is_valid_image,
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
-from transformers.utils import TensorType
+from transformers.utils import TensorType, logging
+
+
+logger = logging.get_logger(__name__)
 
 
 # Boxes computed as x + w in floating point may overshoot the image border a little: tolerate and clip that.
@@ -418,6 +421,12 @@ class EpmVGImageProcessor(PilBackend):
                     "must be (x1, y1, x2, y2) in pixels of the image as given (not normalized to [0, 1])."
                 )
         boxes = np.clip(boxes, 0, limits)
+        looks_normalized = (boxes <= 1).all(axis=1) & (limits > 2).any(axis=1)
+        if looks_normalized.any():
+            logger.warning_once(
+                "A box has every coordinate <= 1 on an image larger than 2 pixels: boxes are (x1, y1, x2, y2) in "
+                "pixels; multiply normalized boxes by the image width and height first."
+            )
         for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
             if x2 <= x1 or y2 <= y1:
                 raise ValueError(

@@ -92,6 +92,7 @@ class VisualGroundingPipeline(ChunkPipeline):
                 "next to the model with processor.save_pretrained(...), or pass `processor=` to pipeline(...)."
             )
         self.check_model_type(["EpmVGForVisualGrounding"])
+        self.processor.check_model_config(self.model.config)
 
     def __call__(
         self,

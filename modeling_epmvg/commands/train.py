@@ -205,6 +205,7 @@ def train(
     if model_args.freeze_text_encoder:
         model.freeze_text_encoder()
     processor = build_processor(model_args, model.config)
+    processor.check_model_config(model.config)
     train_dataset, eval_dataset = load_splits(data_args, training_args.seed)
 
     teacher = teacher_processor = None

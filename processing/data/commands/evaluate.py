@@ -79,6 +79,7 @@ def load_model_and_processor(args, device: torch.device):
     kwargs = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
     model = load_grounding_model(args.model, **kwargs).to(device)
     processor = AutoProcessor.from_pretrained(args.processor or args.model, **kwargs)
+    processor.check_model_config(model.config)
     return model, processor
 
 
