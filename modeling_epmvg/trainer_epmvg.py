@@ -5,6 +5,7 @@ Not shipped to the Hub (no model file imports it): it needs the training stack (
 """
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from processing.data.sources.validation import decode_row_image
 from processing.image_processing_epmvg import to_rgb_image
 
 from .loss_epmvg import distillation_loss
+from .model_card_epmvg import is_project_card
 
 
 logger = logging.get_logger(__name__)
@@ -305,6 +307,14 @@ class EpmVGDistillationTrainer(Trainer):
         """The current learning rate of every optimizer parameter group, by group name."""
         groups = self.optimizer.param_groups if self.optimizer is not None else []
         return {group.get("name", str(index)): group["lr"] for index, group in enumerate(groups)}
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """
+        The Trainer's generic card, unless the output folder has the project's card (`write_model_card`, with its
+        model-index): `push_to_hub` then uploads that one instead of overwriting it.
+        """
+        if not is_project_card(os.path.join(self.args.output_dir, "README.md")):
+            super().create_model_card(*args, **kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """

@@ -241,14 +241,20 @@ def train(
     metrics = dict(result.metrics)
     if eval_dataset is not None:
         metrics |= trainer.evaluate()
-    trainer.save_model()
-    trainer.save_state()
     if trainer.is_world_process_zero():
-        # save_model() saved the processor too (processing_class)
+        # before save_model(), which pushes the folder with --push_to_hub: the Hub gets this card
         accuracies = {data_args.eval_split: metrics["eval_accuracy"]} if "eval_accuracy" in metrics else {}
+        teacher_name = model_args.teacher_model_name_or_path
         write_model_card(
-            training_args.output_dir, model, data_args.dataset_name, accuracies, model_args.teacher_model_name_or_path
+            training_args.output_dir,
+            model,
+            data_args.dataset_name,
+            accuracies,
+            teacher_name,
+            repo_id=trainer.hub_model_id,
         )
+    trainer.save_model()  # the processor too (processing_class)
+    trainer.save_state()
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
     return trainer
