@@ -1,6 +1,9 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """EpmVG model configuration."""
 
+import copy
+from dataclasses import field
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
@@ -11,6 +14,11 @@ logger = logging.get_logger(__name__)
 
 BBOX_LOSSES = ("smooth_l1", "l1")
 DISTILLATION_LOSSES = ("cosine", "l1")
+# what `transformers.pipeline(model=<saved folder>, trust_remote_code=True)` reads to build the "visual-grounding"
+# task; EpmVGProcessor.save_pretrained puts pipeline_epmvg.py beside the code
+CUSTOM_PIPELINES = {
+    "visual-grounding": {"impl": "pipeline_epmvg.VisualGroundingPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+}
 
 
 def with_eager_backbone(attn_implementation: str | dict | None) -> dict:
@@ -102,6 +110,9 @@ class EpmVGConfig(PreTrainedConfig):
         auxiliary_target_token_layer (`int`, *optional*, defaults to -2):
             Fusion layer (Python index) whose output the target-token term scores. The penultimate layer works: the
             [REG] slot reads the marked token in the layer after it; on the last layer nothing reads the mark.
+        custom_pipelines (`dict`, *optional*):
+            The `"visual-grounding"` pipeline, as `transformers.pipeline` reads it from a saved folder (with
+            `trust_remote_code=True`, or `pipeline_class=VisualGroundingPipeline` when the package is installed).
 
     Examples:
 
@@ -162,6 +173,8 @@ class EpmVGConfig(PreTrainedConfig):
     def _attn_implementation(self, value: str | dict | None):
         # from_pretrained(..., attn_implementation="sdpa") sets it here, before the backbone is built
         PreTrainedConfig._attn_implementation.fset(self, with_eager_backbone(value))
+
+    custom_pipelines: dict | None = field(default_factory=lambda: copy.deepcopy(CUSTOM_PIPELINES))
 
     @property
     def num_visual_tokens(self) -> int:

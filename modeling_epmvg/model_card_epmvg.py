@@ -2,11 +2,34 @@
 """Renders model_card.md (Hub YAML header with a model-index of Acc@0.5 per split) into a trained model's folder."""
 
 import os
+import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model_card.md")
+
+
+# the Hub has no visual-grounding task: custom-code models whose task has no Hub pipeline are tagged "other"
+PIPELINE_TAG = "other"
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def hub_id(name: str | None) -> str | None:
+    """`name` when it is a Hub repo id (`owner/name`, not a path of this machine), else None."""
+    if name is None or os.path.exists(name) or not HUB_ID.fullmatch(name):
+        return None
+    return name
+
+
+def public_name(name: str) -> str:
+    """A Hub id as it is; a local path as its last component (a card must not show this machine's paths)."""
+    return hub_id(name) or os.path.basename(os.path.normpath(name))
+
+
+def is_project_card(path: str) -> bool:
+    """Whether `path` is a model card written by [`write_model_card`] (not the Trainer's generic one)."""
+    return os.path.isfile(path) and "epmvg" in (ModelCard.load(path).data.tags or [])
 
 
 def results_table(accuracies: dict[str, float]) -> str:
@@ -36,16 +59,17 @@ def write_model_card(
         accuracies (`dict[str, float]`): Acc@0.5 in [0, 1] per evaluation split (becomes the model-index).
         teacher (`str`, *optional*): the CLIP teacher used for distillation.
         training_summary (`str`): free text about the run (epochs, batch size, time, hardware).
-        repo_id (`str`, *optional*): Hub repo the card's example loads from (default: the folder name).
+        repo_id (`str`, *optional*): Hub repo the card's example loads from (default: `epmvg-<dataset>`).
     """
     config = model.config
-    repo_id = repo_id or os.path.basename(os.path.abspath(output_dir))
+    dataset = public_name(dataset_name)
+    repo_id = repo_id or "epmvg-" + re.sub(r"[^\w.-]+", "-", dataset.split("/")[-1]).strip("-")
     eval_results = [
         EvalResult(
-            task_type="visual-grounding",
-            task_name="Referring Expression Comprehension",
-            dataset_type=dataset_name,
-            dataset_name=dataset_name,
+            task_type=PIPELINE_TAG,
+            task_name="Visual grounding (referring expression comprehension)",
+            dataset_type=dataset,
+            dataset_name=dataset,
             dataset_split=split,
             metric_type="accuracy",
             metric_name="Acc@0.5",
@@ -55,10 +79,10 @@ def write_model_card(
     ]
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="zero-shot-object-detection",
+        pipeline_tag=PIPELINE_TAG,
         license="apache-2.0",
         tags=["visual-grounding", "referring-expression-comprehension", "epmvg", "custom_code"],
-        datasets=[dataset_name] if "/" in dataset_name else None,
+        datasets=[hub_id(dataset_name)] if hub_id(dataset_name) else None,
         metrics=["accuracy"],
         model_name=repo_id,
         eval_results=eval_results or None,
@@ -81,14 +105,15 @@ def write_model_card(
         distillation_loss=config.distillation_loss,
         alpha=config.distillation_image_coefficient,
         beta=config.distillation_text_coefficient,
-        teacher=teacher or "none (distillation off)",
-        dataset_name=dataset_name,
+        teacher=public_name(teacher) if teacher else "none (distillation off)",
+        dataset_name=dataset,
         training_summary=training_summary,
         results_table=results_table(accuracies),
     )
     path = os.path.join(output_dir, "README.md")
+    os.makedirs(output_dir, exist_ok=True)
     card.save(path)
     return path
 
 
-__all__ = ["results_table", "write_model_card"]
+__all__ = ["hub_id", "is_project_card", "public_name", "results_table", "write_model_card"]

@@ -5,6 +5,7 @@ Not shipped to the Hub (no model file imports it): it needs the training stack (
 """
 
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,7 +16,11 @@ from torch import nn
 from transformers import CLIPModel, SchedulerType, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
+from processing.data.sources.validation import decode_row_image
+from processing.image_processing_epmvg import to_rgb_image
+
 from .loss_epmvg import distillation_loss
+from .model_card_epmvg import is_project_card
 
 
 logger = logging.get_logger(__name__)
@@ -168,7 +173,8 @@ def cache_teacher_embeddings(
     device = next(teacher.parameters()).device
 
     def embed(batch: dict) -> dict:
-        images = [image.convert("RGB") for image in batch[image_column]]
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        images = [to_rgb_image(decode_row_image({**row, "image": row[image_column]})) for row in rows]
         inputs = teacher_processor(images=images, text=batch[text_column], padding=True, return_tensors="pt")
         with torch.inference_mode():
             image_embeds, text_embeds = teacher_embeddings(
@@ -181,6 +187,10 @@ def cache_teacher_embeddings(
 
     map_kwargs.setdefault("desc", "Caching teacher embeddings")
     return dataset.map(embed, batched=True, batch_size=batch_size, **map_kwargs)
+
+
+class EpmVGNonFiniteLossError(RuntimeError):
+    """A training step's loss is NaN or infinite: training stopped before the optimizer applied its gradients."""
 
 
 class EpmVGDistillationTrainer(Trainer):
@@ -326,8 +336,48 @@ class EpmVGDistillationTrainer(Trainer):
                 teacher_inputs.get("teacher_attention_mask"),
             )
 
+    def training_step(self, model: nn.Module, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
+        """
+        One forward + backward. Stops training at the first NaN or infinite loss, before the optimizer applies its
+        gradients, so no NaN weights are written (the Trainer would otherwise keep going and log the loss as 0).
+
+        Raises:
+            [`EpmVGNonFiniteLossError`]: naming the step, the loss terms and the learning rates.
+        """
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # one device sync per step, as the Trainer's own NaN filter of the logged loss costs
+        if not torch.isfinite(loss):
+            raise EpmVGNonFiniteLossError(self._non_finite_loss_message(loss))
+        return loss
+
+    def _non_finite_loss_message(self, loss: torch.Tensor) -> str:
+        terms = ", ".join(f"{key}={values[-1].item():.4g}" for key, values in self._metrics["train"].items() if values)
+        rates = ", ".join(f"{name}={rate:.3g}" for name, rate in self._learning_rates().items())
+        return (
+            f"Training stopped at step {self.state.global_step + 1}: the loss is not finite ({loss.item()}; "
+            f"{terms}). No final model was written; checkpoints already written are unchanged. The learning rates "
+            f"were {rates}: the likely fix is a lower --learning_rate / --lr_backbone (e.g. 10x lower), or a warm-up "
+            "(--warmup_steps)."
+        )
+
+    def _learning_rates(self) -> dict[str, float]:
+        """The current learning rate of every optimizer parameter group, by group name."""
+        groups = self.optimizer.param_groups if self.optimizer is not None else []
+        return {group.get("name", str(index)): group["lr"] for index, group in enumerate(groups)}
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """
+        The Trainer's generic card, unless the output folder has the project's card (`write_model_card`, with its
+        model-index): `push_to_hub` then uploads that one instead of overwriting it.
+        """
+        if not is_project_card(os.path.join(self.args.output_dir, "README.md")):
+            super().create_model_card(*args, **kwargs)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the mean of every loss term since the last log (prefixed `eval_` during evaluation)."""
+        """
+        Adds the mean of every loss term since the last log (prefixed `eval_` during evaluation) and the learning
+        rate of every parameter group as `learning_rate_<group>`; `learning_rate` is the `learning_rate` group's.
+        """
         split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
         prefix = "eval_" if split == "eval" else ""
         for key, values in self._metrics[split].items():
@@ -335,12 +385,18 @@ class EpmVGDistillationTrainer(Trainer):
                 values = torch.stack(values).tolist()
                 logs[f"{prefix}{key}"] = sum(values) / len(values)
         self._metrics[split].clear()
+        if "learning_rate" in logs:
+            rates = self._learning_rates()
+            # the Trainer reports the first group's, which is lr_backbone's: report --learning_rate's group instead
+            logs["learning_rate"] = rates.get("other", logs["learning_rate"])
+            logs |= {f"learning_rate_{name}": rate for name, rate in rates.items()}
         super().log(logs, start_time)
 
 
 __all__ = [
     "EpmVGDistillationTrainer",
     "EpmVGTimeBudgetCallback",
+    "EpmVGNonFiniteLossError",
     "EpmVGTrainingArguments",
     "cache_teacher_embeddings",
     "parameter_groups",

@@ -9,7 +9,7 @@ from transformers import AutoImageProcessor, AutoProcessor
 
 from modeling_epmvg import EpmVGConfig
 
-from .image_processing_epmvg import EpmVGImageProcessor, get_letterbox_geometry
+from .image_processing_epmvg import EpmVGImageProcessor, get_letterbox_geometry, to_rgb_image
 from .processing_epmvg import EpmVGProcessor
 
 
@@ -19,9 +19,10 @@ AutoProcessor.register(EpmVGConfig, EpmVGProcessor, exist_ok=True)
 EpmVGImageProcessor.register_for_auto_class()
 EpmVGProcessor.register_for_auto_class()
 
-__all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry"]
+__all__ = ["EpmVGImageProcessor", "EpmVGProcessor", "get_letterbox_geometry", "to_rgb_image"]
 
-# the "visual-grounding" task: transformers.pipeline("visual-grounding", model=...) works once this package is imported
+# the "visual-grounding" task for models given as objects: pipeline("visual-grounding", model=model, processor=...)
+# (a saved folder names its own pipeline file in config.custom_pipelines)
 from transformers import AutoModel  # noqa: E402
 from transformers.pipelines import PIPELINE_REGISTRY  # noqa: E402
 
@@ -29,5 +30,7 @@ from .pipeline_epmvg import VisualGroundingPipeline  # noqa: E402
 
 
 if "visual-grounding" not in PIPELINE_REGISTRY.get_supported_tasks():
-    PIPELINE_REGISTRY.register_pipeline("visual-grounding", pipeline_class=VisualGroundingPipeline, pt_model=AutoModel)
+    PIPELINE_REGISTRY.register_pipeline(
+        "visual-grounding", pipeline_class=VisualGroundingPipeline, pt_model=AutoModel, type="multimodal"
+    )
 __all__ += ["VisualGroundingPipeline"]

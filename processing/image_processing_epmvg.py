@@ -20,7 +20,10 @@ from transformers.image_utils import (
     is_valid_image,
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
-from transformers.utils import TensorType
+from transformers.utils import TensorType, logging
+
+
+logger = logging.get_logger(__name__)
 
 
 # Boxes computed as x + w in floating point may overshoot the image border a little: tolerate and clip that.
@@ -110,7 +113,10 @@ def _as_image_sizes(image_sizes) -> np.ndarray:
 
 
 def _pil_to_rgb_array(image: PIL.Image.Image) -> np.ndarray:
-    """A PIL image of any mode as an (H, W, 3) RGB array on the 0-255 scale."""
+    """
+    A PIL image of any mode as an (H, W, 3) RGB array on the 0-255 scale: the one place that decides how each mode
+    becomes RGB (the image processor reads it as is; [`to_rgb_image`] rounds it to 8 bits for PIL code).
+    """
     if image.mode.startswith("I"):
         # 16-bit (and 32-bit integer) grey: PIL's own conversion would clip everything above 255 to white
         grey = np.clip(np.asarray(image, dtype=np.float32), 0, 65535) / 257.0
@@ -119,6 +125,18 @@ def _pil_to_rgb_array(image: PIL.Image.Image) -> np.ndarray:
         return np.repeat(np.asarray(image, dtype=np.float32)[..., None], 3, axis=-1)
     # alpha (RGBA, LA, PA, P with transparency) is composited on white; CMYK, L, P, ... are converted by PIL
     return convert_to_rgb(image, return_numpy=True)
+
+
+def to_rgb_image(image: PIL.Image.Image) -> PIL.Image.Image:
+    """
+    A PIL image of any mode as an 8-bit RGB image, converted as the image processor converts it: 16-bit grey is
+    scaled (PIL's `convert("RGB")` turns it white), transparency is composited on white. Augmentation, drawing and
+    the CLIP teacher use it, so they see the pixels the model sees.
+    """
+    if image.mode == "RGB":
+        return image
+    pixels = np.clip(np.round(_pil_to_rgb_array(image)), 0, 255).astype(np.uint8)
+    return PIL.Image.fromarray(pixels)
 
 
 def _affine_normalization(
@@ -403,6 +421,12 @@ class EpmVGImageProcessor(PilBackend):
                     "must be (x1, y1, x2, y2) in pixels of the image as given (not normalized to [0, 1])."
                 )
         boxes = np.clip(boxes, 0, limits)
+        looks_normalized = (boxes <= 1).all(axis=1) & (limits > 2).any(axis=1)
+        if looks_normalized.any():
+            logger.warning_once(
+                "A box has every coordinate <= 1 on an image larger than 2 pixels: boxes are (x1, y1, x2, y2) in "
+                "pixels; multiply normalized boxes by the image width and height first."
+            )
         for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
             if x2 <= x1 or y2 <= y1:
                 raise ValueError(
@@ -464,4 +488,4 @@ class EpmVGImageProcessor(PilBackend):
         return [{"scores": torch.ones(1, device=pred_boxes.device), "boxes": box[None]} for box in boxes]
 
 
-__all__ = ["EpmVGImageProcessor", "get_letterbox_geometry"]
+__all__ = ["EpmVGImageProcessor", "get_letterbox_geometry", "to_rgb_image"]

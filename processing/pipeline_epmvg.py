@@ -32,9 +32,15 @@ def load_grounding_image(image: ImageLike, timeout: float | None = None) -> PIL.
         return load_image(image, timeout=timeout)
     if not os.path.isfile(image):
         raise FileNotFoundError(f"Image file not found: {image!r}. Pass the path of an existing image or a PIL image.")
-    with PIL.Image.open(image) as opened:
-        # the pixels as a viewer shows them (phones store rotated pixels plus an EXIF orientation tag)
-        return PIL.ImageOps.exif_transpose(opened).copy()
+    try:
+        with PIL.Image.open(image) as opened:
+            # the pixels as a viewer shows them (phones store rotated pixels plus an EXIF orientation tag)
+            return PIL.ImageOps.exif_transpose(opened).copy()
+    except (OSError, SyntaxError, ValueError) as error:  # not an image, truncated, corrupt
+        raise ValueError(
+            f"Cannot read the image file {image!r} ({type(error).__name__}: {error}): it is not an image PIL can "
+            "decode, or it is truncated. Pass another file, or re-save this one."
+        ) from error
 
 
 def _as_expressions(expressions: Any, where: str) -> list[str]:
@@ -56,15 +62,16 @@ class VisualGroundingPipeline(ChunkPipeline):
     describes in an image. Several expressions per image and several images per call are batched together
     (`batch_size=`); every image is preprocessed once, whatever its number of expressions.
 
-    Registered as the `"visual-grounding"` task when the `processing` package is imported.
+    A saved EpmVG folder (model + processor) names this pipeline in its config (`custom_pipelines`) and holds its
+    file, so it loads from the Hub or a folder with `trust_remote_code=True`, with or without this package. Importing
+    the `processing` package also registers the `"visual-grounding"` task for models given as objects.
 
     Example:
 
     ```python
-    >>> import processing  # registers the task  # doctest: +SKIP
     >>> from transformers import pipeline
 
-    >>> grounder = pipeline("visual-grounding", model="path/to/epmvg-checkpoint")  # doctest: +SKIP
+    >>> grounder = pipeline("visual-grounding", model="path/to/model", trust_remote_code=True)  # doctest: +SKIP
     >>> grounder("street.jpg", "the man on the left")  # doctest: +SKIP
     {'box': {'xmin': 12.4, 'ymin': 40.0, 'xmax': 180.9, 'ymax': 395.2}, 'score': 1.0, 'expression': 'the man on ...'}
     >>> grounder("street.jpg", ["the man on the left", "the red car"], batch_size=8)  # doctest: +SKIP
@@ -85,6 +92,7 @@ class VisualGroundingPipeline(ChunkPipeline):
                 "next to the model with processor.save_pretrained(...), or pass `processor=` to pipeline(...)."
             )
         self.check_model_type(["EpmVGForVisualGrounding"])
+        self.processor.check_model_config(self.model.config)
 
     def __call__(
         self,
@@ -140,6 +148,14 @@ class VisualGroundingPipeline(ChunkPipeline):
                 "one entry per image (a string, or a list of strings to ground several expressions in that image)."
             )
         return [{"image": image, "expressions": texts} for image, texts in zip(images, expressions)]
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """
+        Saves the model and the whole processor (image processor, tokenizer and `max_text_len`), with the pipeline's
+        code: the folder loads back with `pipeline("visual-grounding", model=save_directory, trust_remote_code=True)`.
+        """
+        super().save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory, **kwargs)
 
     def _sanitize_parameters(self, timeout: float | None = None, **kwargs):
         if kwargs:

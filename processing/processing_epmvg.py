@@ -7,6 +7,14 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
+from transformers.utils import logging
+
+# the pipeline ships with the processor: save_pretrained copies the files this one imports, so a saved folder holds
+# pipeline_epmvg.py, which config.custom_pipelines names for transformers.pipeline(..., trust_remote_code=True)
+from .pipeline_epmvg import VisualGroundingPipeline  # noqa: F401
+
+
+logger = logging.get_logger(__name__)
 
 
 class EpmVGProcessor(ProcessorMixin):
@@ -45,6 +53,7 @@ class EpmVGProcessor(ProcessorMixin):
     def __init__(self, image_processor=None, tokenizer=None, max_text_len: int = 20, **kwargs):
         super().__init__(image_processor, tokenizer, **kwargs)
         self.max_text_len = max_text_len
+        self._truncation_reported = False
         self.text_kwargs = {**type(self).text_kwargs, "max_length": max_text_len}
 
     def __call__(
@@ -87,8 +96,43 @@ class EpmVGProcessor(ProcessorMixin):
             data.update(self.image_processor(images, boxes, offsets, **output_kwargs["images_kwargs"]))
         if text is not None:
             texts = self._check_text(text, num_images=len(data["pixel_values"]) if images is not None else None)
-            data.update(self.tokenizer(texts, **output_kwargs["text_kwargs"]))
+            tokens = self.tokenizer(texts, **output_kwargs["text_kwargs"])
+            self._warn_if_truncated(texts, tokens, output_kwargs["text_kwargs"].get("max_length"))
+            data.update(tokens)
         return BatchFeature(data=data, tensor_type=output_kwargs["text_kwargs"].get("return_tensors"))
+
+    def _warn_if_truncated(self, texts: list[str], tokens, max_length: int | None) -> None:
+        """Warns (once) when an expression has more tokens than the text slots and so lost its end."""
+        if self._truncation_reported or max_length is None or "attention_mask" not in tokens:
+            return
+        # only a row that fills every slot can have been cut: tokenize just those again, untruncated
+        full = np.asarray(tokens["attention_mask"]).sum(-1) >= max_length
+        for text in (text for text, is_full in zip(texts, full) if is_full):
+            if len(self.tokenizer(text, truncation=False)["input_ids"]) > max_length:
+                self._truncation_reported = True
+                logger.warning(
+                    f"An expression is longer than the {max_length} text slots (max_text_len, [CLS] and [SEP] "
+                    "included) and was truncated, e.g. %r; later ones are truncated without a warning. Use a model "
+                    "with a larger max_text_len (TransVG uses 40 for RefCOCOg) to keep whole expressions.",
+                    text,
+                )
+                return
+
+    def check_model_config(self, config) -> None:
+        """
+        Checks that this processor can feed a model with `config` (an [`EpmVGConfig`]).
+
+        Raises:
+            ValueError: when the tokenizer's vocabulary is larger than the text encoder's embedding table (its extra
+                token ids would fail inside the embedding lookup), naming both sizes.
+        """
+        vocab_size = config.text_config.vocab_size
+        if len(self.tokenizer) > vocab_size:
+            raise ValueError(
+                f"The tokenizer has {len(self.tokenizer)} tokens but the model's text encoder embeds only "
+                f"{vocab_size}: use the tokenizer of the model's text encoder (its checkpoint's tokenizer), or build "
+                "the model from that text encoder (--text_model_name_or_path)."
+            )
 
     @staticmethod
     def _check_text(text: TextInput | list[TextInput], num_images: int | None) -> list[str]:

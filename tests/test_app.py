@@ -21,9 +21,10 @@ playwright = pytest.importorskip("playwright.sync_api", reason="the browser test
 
 import processing  # noqa: E402, F401  (registers the "visual-grounding" pipeline task)
 from processing.app import main  # noqa: E402
-from processing.app.cli import default_model, load_grounder  # noqa: E402
+from processing.app.cli import default_model  # noqa: E402
 from processing.app.examples import write_synthetic_examples  # noqa: E402
 from processing.app.interface import make_handler, parse_expressions  # noqa: E402
+from processing.data.commands.predict import load_grounding_pipeline  # noqa: E402
 
 from .conftest import REPO_ROOT  # noqa: E402
 from .test_hub_loading import save_model_and_processor  # noqa: E402
@@ -65,7 +66,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def grounder(model_dir):
-    return load_grounder(str(model_dir))
+    return load_grounding_pipeline(str(model_dir))
 
 
 @pytest.fixture(scope="module")

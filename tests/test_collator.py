@@ -111,6 +111,6 @@ def test_clear_errors(processor):
     with pytest.raises(ValueError, match="augment all rows or none"):
         collator(bad)
     bad = rows(1)
-    bad[0]["image"] = {"bytes": b"", "path": None}
-    with pytest.raises(ValueError, match="decoded PIL image"):
+    bad[0]["image"] = {"bytes": b"not an image", "path": None}
+    with pytest.raises(ValueError, match=r"Row image_id='0', ref_id='0', .*: image \(embedded\) cannot be decoded"):
         collator(bad)

@@ -76,7 +76,7 @@ def test_saved_folder_loads_with_trust_remote_code_where_the_package_is_not_impo
     model, processor = save_model_and_processor(tmp_path / "checkpoint")
     files = set(os.listdir(tmp_path / "checkpoint"))
     assert {"configuration_epmvg.py", "modeling_epmvg.py", "loss_epmvg.py"} <= files
-    assert {"image_processing_epmvg.py", "processing_epmvg.py"} <= files
+    assert {"image_processing_epmvg.py", "processing_epmvg.py", "pipeline_epmvg.py"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
 
     remote = run_without_package(

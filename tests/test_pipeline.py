@@ -1,5 +1,7 @@
 """The "visual-grounding" pipeline: same boxes as model + processor + post-processing, single and batched."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,8 @@ def saved(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def grounder(saved):
-    return pipeline("visual-grounding", model=str(saved[0]), device="cpu")
+    # the saved config names the folder's own pipeline file: pipeline_class= picks the installed one instead
+    return pipeline("visual-grounding", model=str(saved[0]), pipeline_class=VisualGroundingPipeline, device="cpu")
 
 
 def reference_boxes(model, processor, pairs: list[tuple[Image.Image, str]]) -> list[list[float]]:
@@ -134,23 +137,44 @@ for name in ("modeling_epmvg", "processing", "scripts"):
 from PIL import Image
 from transformers import pipeline
 
-grounder = pipeline(model=sys.argv[1], trust_remote_code=True, device="cpu")
+grounder = pipeline("visual-grounding", model=sys.argv[1], trust_remote_code=True, device="cpu")
 image = Image.open(sys.argv[2])
-print(json.dumps({"module": type(grounder).__module__, "result": grounder(image, "the dog")}))
+results = grounder(image, json.loads(sys.argv[3]))
+print(json.dumps({"module": type(grounder).__module__, "results": results}))
 """
 
 
-def test_saved_pipeline_runs_from_the_folder_without_the_package(saved, grounder, tmp_path):
-    _, model, processor = saved
-    grounder.save_pretrained(tmp_path / "pipe")
-    processor.save_pretrained(tmp_path / "pipe")
-    assert (tmp_path / "pipe" / "pipeline_epmvg.py").is_file()
-    image = make_image(36, 52, seed=7)
+def remote_pipeline_boxes(folder, image: Image.Image, expressions: list[str], tmp_path) -> list[list[float]]:
+    """Boxes of `pipeline("visual-grounding", model=folder, trust_remote_code=True)` without the package."""
     image.save(tmp_path / "image.png")
     remote = run_without_package(
-        REMOTE_PIPELINE_SCRIPT, str(tmp_path / "pipe"), str(tmp_path / "image.png"), cwd=tmp_path
+        REMOTE_PIPELINE_SCRIPT, str(folder), str(tmp_path / "image.png"), json.dumps(expressions), cwd=tmp_path
     )
     assert remote["module"].startswith("transformers_modules.")
+    return [as_list(result) for result in remote["results"]]
+
+
+def test_a_saved_model_and_processor_folder_runs_as_the_pipeline_without_the_package(saved, grounder, tmp_path):
+    folder, model, processor = saved
+    assert (folder / "pipeline_epmvg.py").is_file()
+    assert json.loads((folder / "config.json").read_text())["custom_pipelines"]["visual-grounding"]["impl"] == (
+        "pipeline_epmvg.VisualGroundingPipeline"
+    )
+    image = make_image(36, 52, seed=7)
+    expected = [as_list(result) for result in grounder(image, EXPRESSIONS)]
+    np.testing.assert_allclose(remote_pipeline_boxes(folder, image, EXPRESSIONS, tmp_path), expected, atol=1e-4)
     np.testing.assert_allclose(
-        as_list(remote["result"]), reference_boxes(model, processor, [(image, "the dog")])[0], atol=1e-4
+        expected, reference_boxes(model, processor, [(image, t) for t in EXPRESSIONS]), atol=1e-4
+    )
+
+
+def test_a_folder_written_by_pipeline_save_pretrained_loads_back_the_same_way(saved, grounder, tmp_path):
+    _, model, processor = saved
+    grounder.save_pretrained(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "processor_config.json").is_file()
+    image = make_image(36, 52, seed=7)
+    np.testing.assert_allclose(
+        remote_pipeline_boxes(tmp_path / "pipe", image, EXPRESSIONS, tmp_path),
+        reference_boxes(model, processor, [(image, text) for text in EXPRESSIONS]),
+        atol=1e-4,
     )

@@ -7,17 +7,19 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoProcessor
+from transformers import AutoModel, AutoProcessor, pipeline
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.commands.train import last_complete_checkpoint, main
-from processing import EpmVGProcessor
+from processing import EpmVGProcessor, VisualGroundingPipeline
 
 from .conftest import REPO_ROOT
+from .test_pipeline import as_list, make_image, remote_pipeline_boxes
 from .training_fixtures import train_arguments, write_training_setup
 
 
@@ -42,6 +44,26 @@ def test_a_plain_run_trains_evaluates_and_saves_model_processor_and_card(setup, 
     assert set(load_file(tmp_path / "model.safetensors")) == set(
         EpmVGForVisualGrounding(EpmVGForVisualGrounding.config_class.from_pretrained(tmp_path)).state_dict()
     )
+
+
+def test_the_trained_folder_runs_as_the_visual_grounding_pipeline_where_the_package_is_not_importable(setup, tmp_path):
+    main(train_arguments(setup, tmp_path / "out", max_steps="1"))
+
+    grounder = pipeline("visual-grounding", model=str(tmp_path / "out"), pipeline_class=VisualGroundingPipeline)
+    image, expressions = make_image(40, 64, seed=3), ["the red circle", "a big blue star"]
+    expected = [as_list(result) for result in grounder(image, expressions)]
+    np.testing.assert_allclose(
+        remote_pipeline_boxes(tmp_path / "out", image, expressions, tmp_path), expected, atol=1e-4
+    )
+
+
+def test_a_run_whose_loss_turns_non_finite_exits_non_zero_naming_it_and_writes_no_model(setup, tmp_path):
+    arguments = train_arguments(setup, tmp_path, learning_rate="1e6")
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    message = str(exited.value.code)
+    assert message.startswith("epmvg-train: error: Training stopped at step") and "loss is not finite" in message
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_distillation_ablations_are_plain_flags(setup, tmp_path):

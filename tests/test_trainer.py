@@ -11,6 +11,7 @@ from transformers import TrainerCallback
 from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.trainer_epmvg import (
     EpmVGDistillationTrainer,
+    EpmVGNonFiniteLossError,
     EpmVGTrainingArguments,
     parameter_groups,
     teacher_embeddings,
@@ -211,3 +212,28 @@ def test_a_time_budget_stops_training_and_drops_the_learning_rates_after_its_fra
 def test_a_time_budget_refuses_several_processes_or_an_epoch_drop(tmp_path):
     with pytest.raises(ValueError, match="single-process runs without lr_drop_epoch"):
         make_trainer(tmp_path, max_train_minutes=1.0, lr_drop_epoch=1)
+
+
+def test_a_non_finite_loss_stops_training_before_the_optimizer_applies_it(tmp_path):
+    trainer = make_trainer(tmp_path, learning_rate=1e6, lr_backbone=1e6, max_grad_norm=0, save_strategy="steps")
+    trainer.args.save_steps = 1
+    with pytest.raises(EpmVGNonFiniteLossError) as raised:
+        trainer.train()
+    message = str(raised.value)
+    step = trainer.state.global_step + 1
+    assert f"step {step}" in message and "loss_bbox=" in message and "loss_giou=" in message
+    assert "other=1e+06" in message and "lower --learning_rate" in message
+    assert all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())
+    # the checkpoints of the finite steps before it are kept; nothing is saved after
+    assert sorted(os.listdir(tmp_path)) == [f"checkpoint-{index}" for index in range(1, step)]
+
+
+def test_logs_hold_the_mean_loss_terms_and_every_groups_learning_rate_by_name(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=2, learning_rate=3e-4, lr_backbone=2e-5)
+    trainer.train()
+    first = trainer.state.log_history[0]
+    assert first["learning_rate"] == 3e-4 and first["learning_rate_other"] == 3e-4
+    assert first["learning_rate_visual_backbone"] == first["learning_rate_text_encoder"] == 2e-5
+    terms = first["loss_bbox"] + first["loss_giou"]
+    distill = 1.5 * first["loss_distill_image"] + 2.0 * first["loss_distill_text"]
+    assert first["loss"] == pytest.approx(terms + distill, rel=1e-4)

@@ -30,6 +30,7 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoModel, AutoProcessor, ResNetConfig
 
+from processing import to_rgb_image
 from processing.data.minilm import default_tokenizer_dir
 from processing.data.synthetic import (
     SyntheticGroundingConfig,
@@ -202,7 +203,7 @@ def plot_training_curve(model_dir: str, path: str) -> None:
 def plot_predictions(model, processor, test, path: str, count: int = 12) -> None:
     """Test images with the ground truth (green), the prediction (yellow) and the expression as the title."""
     test = test.select(range(count))
-    images = [image.convert("RGB") for image in test["image"]]
+    images = [to_rgb_image(image) for image in test["image"]]
     inputs = processor(images=images, text=list(test["expression"]), return_tensors="pt")
     with torch.inference_mode():
         outputs = model(**inputs)

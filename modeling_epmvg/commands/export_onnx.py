@@ -7,14 +7,16 @@ Export EpmVG's inference graph to ONNX and check it against PyTorch with ONNX Ru
 The graph maps `pixel_values (B, 3, S, S)`, `pixel_mask (B, S, S)`, `input_ids (B, L)` and `attention_mask (B, L)`
 to `pred_boxes (B, 4)` (normalized canvas cx, cy, w, h); the batch size is dynamic, `S` is the model's image size and
 `L` its `max_text_len` (EpmVGProcessor pads every expression to it). No teacher, no loss. The output folder gets
-`model.onnx`, the model config and, when the checkpoint has one, the processor, so that a deployment needs only
-onnxruntime + the processor (tokenizer and image processor) for pre- and post-processing.
+`model.onnx`, the model config and the processor (the checkpoint's, or `--processor`; without one the export fails),
+so that a deployment needs only onnxruntime + the processor (tokenizer and image processor) for pre- and
+post-processing.
 
 Requires `onnx`, `onnxscript` (torch's default, dynamo-based exporter) and `onnxruntime` (the check).
 """
 
 import argparse
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -22,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoModel, AutoProcessor
+from transformers import AutoProcessor
 
-import modeling_epmvg  # noqa: F401  (registers EpmVG with the Auto classes)
+import processing  # noqa: F401  (registers the processor with AutoProcessor)
+from modeling_epmvg.commands.checkpoints import load_grounding_model
 
 
 INPUT_NAMES = ("pixel_values", "pixel_mask", "input_ids", "attention_mask")
@@ -72,16 +75,24 @@ def example_inputs(config, batch_size: int = 2, seed: int = 0) -> dict[str, torc
 
 def _export_dynamo(wrapper: nn.Module, inputs: tuple, path: Path, opset: int) -> None:
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        wrapper,
-        inputs,
-        dynamo=True,
-        input_names=list(INPUT_NAMES),
-        output_names=list(OUTPUT_NAMES),
-        dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
-        opset_version=opset,
-        verbose=False,
-    )
+    # onnxscript's constant folding tries reshapes over the dynamic batch and logs each one it cannot fold as
+    # "Evaluation failed: cannot reshape ...": those nodes just stay unfolded, the graph is right
+    folding_logger = logging.getLogger("onnxscript.optimizer._constant_folding")
+    level = folding_logger.level
+    folding_logger.setLevel(logging.ERROR)
+    try:
+        program = torch.onnx.export(
+            wrapper,
+            inputs,
+            dynamo=True,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
+            opset_version=opset,
+            verbose=False,
+        )
+    finally:
+        folding_logger.setLevel(level)
     program.save(str(path))
 
 
@@ -185,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exporter", choices=EXPORTERS, default="auto", help="(default: %(default)s)")
     parser.add_argument("--atol", type=float, default=1e-4, help="check tolerance on pred_boxes (default: 1e-4)")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    parser.add_argument("--processor", help="processor folder or Hub id, if not saved with the model")
     parser.add_argument("--trust-remote-code", action="store_true", help="load the model code from the checkpoint")
     return parser
 
@@ -193,19 +205,23 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point. Returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        model = AutoModel.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
-    except (OSError, ValueError) as error:
-        print(f"export_onnx: error: could not load a model from {args.model!r}: {error}", file=sys.stderr)
+        model = load_grounding_model(args.model, trust_remote_code=args.trust_remote_code)
+        processor = AutoProcessor.from_pretrained(
+            args.processor or args.model, trust_remote_code=args.trust_remote_code
+        )
+    except (OSError, ValueError, TypeError) as error:
+        print(
+            f"export_onnx: error: {error}\nThe export needs the model and its processor (a deployment tokenizes and "
+            "letterboxes with it): save one beside the model (EpmVGProcessor(...).save_pretrained(folder)) or pass "
+            "--processor PATH.",
+            file=sys.stderr,
+        )
         return 1
     output_dir = Path(args.output_dir)
     onnx_path = output_dir / "model.onnx"
     exporter = export_onnx(model, onnx_path, args.opset, args.exporter)
     model.config.save_pretrained(output_dir)
-    try:
-        AutoProcessor.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).save_pretrained(output_dir)
-        has_processor = True
-    except (OSError, ValueError, TypeError):
-        has_processor = False
+    processor.save_pretrained(output_dir)
     summary = {
         "onnx": str(onnx_path),
         "exporter": exporter,
@@ -217,7 +233,6 @@ def main(argv: list[str] | None = None) -> int:
             "attention_mask": ["batch", model.config.max_text_len],
         },
         "outputs": {"pred_boxes": ["batch", 4]},
-        "processor_saved": has_processor,
     }
     if not args.no_check:
         try:

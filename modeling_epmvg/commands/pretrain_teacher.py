@@ -21,6 +21,7 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 from processing.data.minilm import default_tokenizer_dir
 from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset
+from processing.image_processing_epmvg import to_rgb_image
 
 
 METRICS_NAME = "teacher_metrics.json"
@@ -81,7 +82,7 @@ class CLIPCaptionCollator:
 
     def __call__(self, rows: list[dict]) -> dict:
         batch = self.processor(
-            images=[row["image"].convert("RGB") for row in rows],
+            images=[to_rgb_image(row["image"]) for row in rows],
             text=[row["caption"] for row in rows],
             padding="longest",
             truncation=True,

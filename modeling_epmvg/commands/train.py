@@ -27,13 +27,23 @@ from transformers.trainer_utils import sort_checkpoints
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
-from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGTrainingArguments, cache_teacher_embeddings
+from modeling_epmvg.trainer_epmvg import (
+    EpmVGDistillationTrainer,
+    EpmVGNonFiniteLossError,
+    EpmVGTrainingArguments,
+    cache_teacher_embeddings,
+)
 from processing import EpmVGImageProcessor, EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation
 from processing.data.collator import EpmVGDataCollator
 from processing.data.dense_labels import EpmVGDenseLabeler
 from processing.data.metrics import compute_grounding_metrics
-from processing.data.sources import load_grounding_dataset
+from processing.data.sources import (
+    GroundingDataError,
+    GroundingSourceArguments,
+    encode_images,
+    load_grounding_dataset,
+)
 from processing.data.synthetic import CONFIG_NAME as SYNTHETIC_CONFIG_NAME
 from processing.data.synthetic import load_synthetic_config
 
@@ -83,21 +93,22 @@ class ModelArguments:
     freeze_text_encoder: bool = field(default=False, metadata={"help": "Keep the BERT encoder frozen."})
 
 
-@dataclass
-class DataArguments:
-    """Which data to train and evaluate on (any source `processing.data.sources.load_grounding_dataset` reads)."""
+@dataclass(kw_only=True)
+class DataArguments(GroundingSourceArguments):
+    """
+    Which data to train and evaluate on (any source `processing.data.sources.load_grounding_dataset` reads), read
+    with the data flags epmvg-evaluate has too ([`GroundingSourceArguments`]).
+    """
 
     dataset_name: str = field(metadata={"help": "Hub id, local folder, saved DatasetDict or split files."})
     train_split: str = field(default="train")
     eval_split: str | None = field(default="val")
-    image_root: str | None = field(default=None, metadata={"help": "Image folder for sources without images."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     augment: bool = field(default=True, metadata={"help": "TransVG's training augmentation."})
     cache_teacher_embeddings: bool = field(
         default=False, metadata={"help": "Compute teacher embeddings once (unaugmented images) instead of live."}
     )
-    skip_invalid: bool = field(default=False, metadata={"help": "Skip (and count) invalid rows instead of failing."})
 
 
 DISTILLATION_FLAGS = ("distillation_image_coefficient", "distillation_text_coefficient", "distillation_loss")
@@ -164,9 +175,10 @@ def compute_metrics(evaluation) -> dict:
 
 def load_splits(data_args: DataArguments, seed: int) -> tuple:
     splits = [data_args.train_split] + ([data_args.eval_split] if data_args.eval_split else [])
-    data = load_grounding_dataset(
-        data_args.dataset_name, split=splits, image_root=data_args.image_root, skip_invalid=data_args.skip_invalid
-    )
+    source_options = GroundingSourceArguments.load_kwargs(data_args)
+    data = load_grounding_dataset(data_args.dataset_name, split=splits, **source_options)
+    # the collator and the augmentation decode each image, so an undecodable file names its row
+    data = {name: encode_images(split) for name, split in data.items()}
     train, evaluation = data[data_args.train_split], data[data_args.eval_split] if data_args.eval_split else None
     if data_args.max_train_samples:
         train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
@@ -216,6 +228,7 @@ def train(
     if model_args.freeze_text_encoder:
         model.freeze_text_encoder()
     processor = build_processor(model_args, model.config)
+    processor.check_model_config(model.config)
     train_dataset, eval_dataset = load_splits(data_args, training_args.seed)
 
     teacher = teacher_processor = None
@@ -253,14 +266,20 @@ def train(
     metrics = dict(result.metrics)
     if eval_dataset is not None:
         metrics |= trainer.evaluate()
-    trainer.save_model()
-    trainer.save_state()
     if trainer.is_world_process_zero():
-        # save_model() saved the processor too (processing_class)
+        # before save_model(), which pushes the folder with --push_to_hub: the Hub gets this card
         accuracies = {data_args.eval_split: metrics["eval_accuracy"]} if "eval_accuracy" in metrics else {}
+        teacher_name = model_args.teacher_model_name_or_path
         write_model_card(
-            training_args.output_dir, model, data_args.dataset_name, accuracies, model_args.teacher_model_name_or_path
+            training_args.output_dir,
+            model,
+            data_args.dataset_name,
+            accuracies,
+            teacher_name,
+            repo_id=trainer.hub_model_id,
         )
+    trainer.save_model()  # the processor too (processing_class)
+    trainer.save_state()
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
     return trainer
@@ -271,7 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    train(model_args, data_args, training_args)
+    try:
+        train(model_args, data_args, training_args)
+    except (EpmVGNonFiniteLossError, GroundingDataError) as error:
+        raise SystemExit(f"epmvg-train: error: {error}") from error
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from transformers import pipeline
-
-import processing  # noqa: F401  (registers the "visual-grounding" pipeline task)
+from processing.data.commands.predict import load_grounding_pipeline
 
 from .examples import write_synthetic_examples
 from .interface import build_interface, launch
@@ -32,16 +30,6 @@ def default_model() -> str:
         f"No model given and no {DEMO_MODEL} here: run `make demo` in the repository to train the embedded model, "
         "or pass --model with a checkpoint folder or Hub id (e.g. written by epmvg-train or epmvg-convert-transvg)."
     )
-
-
-def load_grounder(model: str, trust_remote_code: bool = False, device: str | None = None):
-    """The "visual-grounding" pipeline of `model` (folder or Hub id), loaded with its processor."""
-    try:
-        return pipeline("visual-grounding", model=model, device=device, trust_remote_code=trust_remote_code)
-    except OSError as error:
-        raise ValueError(
-            f"Could not load an EpmVG model and processor from {model!r}: {error} Pass a checkpoint folder or Hub id."
-        ) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_space:
             print(f"Wrote a Space for {model} to {write_space(args.write_space, model, args.examples)}")
             return 0
-        grounder = load_grounder(model, args.trust_remote_code, args.device)
+        grounder = load_grounding_pipeline(model, device=args.device, trust_remote_code=args.trust_remote_code)
     except ValueError as error:
         print(f"epmvg-app: error: {error}", file=sys.stderr)
         return 1
@@ -74,4 +62,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["build_parser", "default_model", "load_grounder", "main"]
+__all__ = ["build_parser", "default_model", "main"]

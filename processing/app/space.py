@@ -9,6 +9,7 @@ import gradio
 import torch
 import transformers
 
+from processing import image_processing_epmvg
 from processing.data import visualization
 
 from . import interface
@@ -40,13 +41,22 @@ epmvg's synthetic benchmark.
 """
 
 
+# copied flat beside app.py: the drawing code and the image-mode conversion it uses (both need only PIL, numpy, torch)
+FLAT_DEPENDENCIES = (visualization, image_processing_epmvg)
+
+
 def _flat_copy(module, destination: Path) -> None:
-    """Copies a module's source to `destination`, importing the drawing module from beside it (as in the Space)."""
+    """Copies a module's source to `destination`, importing its flat-copied dependencies from beside it."""
     source = Path(module.__file__).read_text()
-    package_import = f"from {visualization.__name__} import"
-    if module is interface and package_import not in source:
-        raise RuntimeError(f"{module.__file__} no longer has the line {package_import!r} that the Space rewrites.")
-    destination.write_text(source.replace(package_import, f"from {Path(visualization.__file__).stem} import"))
+    for dependency in FLAT_DEPENDENCIES:
+        stem = Path(dependency.__file__).stem
+        for package_import in (f"from {dependency.__name__} import", f"from ..{stem} import", f"from .{stem} import"):
+            source = source.replace(package_import, f"from {stem} import")
+    package_imports = ("from .", "from processing", "import processing")
+    leftover = [line for line in source.splitlines() if line.startswith(package_imports)]
+    if leftover:
+        raise RuntimeError(f"{module.__file__} imports {leftover}, which the Space does not carry: copy it flat too.")
+    destination.write_text(source)
 
 
 def write_space(folder: str | Path, model: str, num_examples: int = 4) -> Path:
@@ -70,7 +80,8 @@ def write_space(folder: str | Path, model: str, num_examples: int = 4) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SPACE_APP, folder / "app.py")
     _flat_copy(interface, folder / f"{INTERFACE_MODULE}.py")
-    _flat_copy(visualization, folder / Path(visualization.__file__).name)
+    for dependency in FLAT_DEPENDENCIES:
+        _flat_copy(dependency, folder / Path(dependency.__file__).name)
     examples = write_synthetic_examples(folder / "examples", num_examples)
     settings = {"model": model, "examples": [(str(Path(path).relative_to(folder)), text) for path, text in examples]}
     (folder / "space_settings.json").write_text(json.dumps(settings, indent=2) + "\n")

@@ -22,7 +22,8 @@ import PIL.Image
 import torch
 from PIL import ImageEnhance
 
-from ..image_processing_epmvg import get_letterbox_geometry
+from ..image_processing_epmvg import get_letterbox_geometry, to_rgb_image
+from .sources.validation import decode_row_image
 
 
 # a direction word, alone or as the head of a compound (leftmost, left-hand, rightside, topmost, ...)
@@ -191,7 +192,7 @@ class EpmVGAugmentation:
             `expression` and `offset` (`(top, left)` in the canvas).
         """
         rng = self.generator() if rng is None else rng
-        image = image if image.mode == "RGB" else image.convert("RGB")
+        image = to_rgb_image(image)
         box = [float(v) for v in box]
         if not has_direction_word(text) and rng.random() < self.crop_prob:
             short_side = int(rng.choice(self.crop_short_sides))
@@ -222,8 +223,8 @@ class EpmVGAugmentation:
         """
         out = {name: list(values) for name, values in batch.items()}
         out["offset"] = []
-        for index, (image, box, text) in enumerate(zip(batch["image"], batch["bbox"], batch["expression"])):
-            example = self(image, box, text)
+        for index, row in enumerate(dict(zip(batch, values)) for values in zip(*batch.values())):
+            example = self(decode_row_image(row), row["bbox"], row["expression"])
             for name in ("image", "bbox", "expression"):
                 out[name][index] = example[name]
             out["offset"].append(list(example["offset"]))

@@ -5,27 +5,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import PIL.Image
 import torch
 
 from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
 
+from ..image_processing_epmvg import to_rgb_image
 from .dense_labels import EpmVGDenseLabeler
-
-
-def _rgb(image) -> PIL.Image.Image:
-    if not isinstance(image, PIL.Image.Image):
-        raise ValueError(
-            f"Expected a decoded PIL image in the `image` column, got {type(image).__name__}: load the dataset with "
-            "its Image feature decoding (the default), not Image(decode=False)."
-        )
-    return image if image.mode == "RGB" else image.convert("RGB")
+from .sources.validation import decode_row_image
 
 
 @dataclass
 class EpmVGDataCollator:
     r"""
     Turns a list of unified grounding rows (`image`, `bbox` xyxy pixels, `expression`, ...) into the model's batch.
+    Images may be decoded or left encoded (an undecodable file then raises an error naming its row).
 
     - Training: rows augmented by `dataset.with_transform(augmentation.transform_batch)` (they carry an `offset`,
       see [`EpmVGAugmentation`]) are letterboxed at their offset, without resizing again.
@@ -71,7 +64,8 @@ class EpmVGDataCollator:
         return [tuple(row["offset"]) for row in rows] if all(augmented) else None
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        images = [_rgb(row["image"]) for row in rows]
+        # any mode: the processor converts it as the pipeline's does, so evaluation sees the pipeline's pixels
+        images = [decode_row_image(row) for row in rows]
         texts = [row["expression"] for row in rows]
         boxes = [row.get("bbox") for row in rows]
         boxes = None if any(box is None for box in boxes) else [list(map(float, box)) for box in boxes]
@@ -96,7 +90,11 @@ class EpmVGDataCollator:
             batch["dense_labels"] = self.dense_labeler(rows, sizes, self.processor.image_processor)
         if self.teacher_processor is not None:
             teacher = self.teacher_processor(
-                images=images, text=texts, padding=True, truncation=True, return_tensors="pt"
+                images=[to_rgb_image(image) for image in images],
+                text=texts,
+                padding=True,
+                truncation=True,
+                return_tensors="pt",
             )
             # only what the trainer consumes: others (e.g. token_type_ids) would reach the student
             names = {key: key.removeprefix("teacher_") for key in TEACHER_INPUT_KEYS}
@@ -124,7 +122,7 @@ class EpmVGSceneCollator:
     dense_labeler: EpmVGDenseLabeler
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        images = [_rgb(row["image"]) for row in rows]
+        images = [decode_row_image(row) for row in rows]
         batch = dict(self.image_processor(images, return_tensors="pt"))
         sizes = [(image.height, image.width) for image in images]
         batch["dense_labels"] = self.dense_labeler(rows, sizes, self.image_processor)

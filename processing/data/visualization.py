@@ -9,6 +9,8 @@ import PIL.ImageDraw
 import PIL.ImageFont
 import torch
 
+from ..image_processing_epmvg import to_rgb_image
+
 
 GROUND_TRUTH_COLOR = (0, 200, 0)
 PREDICTION_COLOR = (255, 215, 0)
@@ -72,7 +74,7 @@ def draw_boxes(
     Returns:
         `PIL.Image.Image`: the RGB image with the boxes.
     """
-    canvas = image.convert("RGB")
+    canvas = to_rgb_image(image)
     if canvas is image:
         canvas = image.copy()
     if colors and isinstance(colors[0], int):
@@ -120,7 +122,7 @@ def add_caption(image: PIL.Image.Image, caption: str, font_size: int | None = No
     Returns:
         `PIL.Image.Image`: a new, taller RGB image.
     """
-    image = image.convert("RGB")
+    image = to_rgb_image(image)
     font_size = font_size or int(min(32, max(10, image.width / 20)))
     font = _font(font_size)
     measure = PIL.ImageDraw.Draw(image)
@@ -191,7 +193,7 @@ def draw_grounding(
         for box in _as_box_list(group):
             boxes.append([value * scale for value in box_to_xyxy(box)])
             colors.append(color)
-    panel = draw_boxes(image, boxes, colors, line_width) if boxes else image.convert("RGB")
+    panel = draw_boxes(image, boxes, colors, line_width) if boxes else to_rgb_image(image)
     return add_caption(panel, caption, font_size) if caption is not None else panel
 
 
@@ -243,7 +245,7 @@ def make_grid(
     for index, panel in enumerate(panels):
         row, column = divmod(index, columns)
         grid.paste(
-            panel.convert("RGB"), (padding + column * (cell_width + padding), padding + row * (cell_height + padding))
+            to_rgb_image(panel), (padding + column * (cell_width + padding), padding + row * (cell_height + padding))
         )
     return grid
 

@@ -13,6 +13,7 @@ metrics and the per-example predictions.
 import argparse
 import json
 import logging
+import math
 import os
 
 import torch
@@ -26,7 +27,12 @@ logger = logging.getLogger("epmvg.evaluate")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from transformers import HfArgumentParser
+
+    from processing.data.sources import GroundingSourceArguments
+
+    # the data flags (--image-root, --skip-invalid, --verify-images, --allow-pickle, ...) are epmvg-train's
+    parser = HfArgumentParser(GroundingSourceArguments, description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="Saved model folder or Hub id (loaded with AutoModel).")
     parser.add_argument("--processor", help="Processor folder or Hub id (default: --model).")
     parser.add_argument(
@@ -35,13 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Hub id, local folder (parquet / saved / REFER / Flickr30k) or TransVG .pth file.",
     )
     parser.add_argument("--splits", nargs="+", help="Splits to evaluate (default: all).")
-    parser.add_argument("--image-root", help="Image folder, for sources that do not embed images.")
-    parser.add_argument("--split-by", help="REFER split scheme (unc, umd, google, berkeley).")
-    parser.add_argument(
-        "--skip-invalid", action="store_true", help="Skip (and count) invalid rows instead of failing."
-    )
-    parser.add_argument("--allow-pickle", action="store_true", help="Allow full unpickling of REFER / TransVG files.")
-    parser.add_argument("--no-truncate-boxes", action="store_true", help="TransVG files: keep float boxes.")
     parser.add_argument("--batch-size", type=int, default=16, help="Expressions per forward pass and process.")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers per process.")
     parser.add_argument(
@@ -56,46 +55,51 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="SEED",
         help="Language check: permute the expressions across images with this seed (a model that reads them drops).",
     )
-    parser.add_argument("--iou-thresholds", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    parser.add_argument(
+        "--iou-thresholds", type=iou_threshold, nargs="+", default=[0.25, 0.5, 0.75], help="Each in (0, 1]."
+    )
     parser.add_argument("--output", default="eval_results.json", help="JSON file for metrics and predictions.")
     parser.add_argument("--revision", help="Model revision on the Hub.")
     parser.add_argument("--trust-remote-code", action="store_true", help="Allow the Hub model's own code.")
-    parser.add_argument("--cache-dir", help="datasets cache folder.")
     return parser.parse_args(argv)
+
+
+def iou_threshold(text: str) -> float:
+    """An IoU threshold of `--iou-thresholds`: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IoU threshold: give numbers in (0, 1], e.g. 0.5.")
+    return value
 
 
 def load_model_and_processor(args, device: torch.device):
     """The model (AutoModel, eval mode, on `device`) and its processor (AutoProcessor)."""
-    from transformers import AutoModel, AutoProcessor
+    from transformers import AutoProcessor
 
-    import modeling_epmvg  # noqa: F401 - registers EpmVG with the Auto classes
-    import processing  # noqa: F401
+    import processing  # noqa: F401 - registers the processor with AutoProcessor
+    from modeling_epmvg.commands.checkpoints import load_grounding_model
 
     kwargs = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
-    model = AutoModel.from_pretrained(args.model, **kwargs).to(device).eval()
+    model = load_grounding_model(args.model, **kwargs).to(device)
     processor = AutoProcessor.from_pretrained(args.processor or args.model, **kwargs)
+    processor.check_model_config(model.config)
     return model, processor
 
 
 def load_splits(args) -> dict:
     """{split: unified dataset}."""
-    from processing.data.sources import load_grounding_dataset
+    from processing.data.sources import GroundingSourceArguments, encode_images, load_grounding_dataset
 
-    splits = load_grounding_dataset(
-        args.dataset,
-        split=args.splits,
-        image_root=args.image_root,
-        skip_invalid=args.skip_invalid,
-        split_by=args.split_by,
-        allow_pickle=args.allow_pickle,
-        truncate_boxes=not args.no_truncate_boxes,
-        cache_dir=args.cache_dir,
-    )
+    splits = load_grounding_dataset(args.dataset, split=args.splits, **GroundingSourceArguments.load_kwargs(args))
     if args.shuffle_expressions is not None:
         from processing.data.language_check import permute_expressions
 
-        return {name: permute_expressions(split, args.shuffle_expressions) for name, split in splits.items()}
-    return dict(splits)
+        splits = {name: permute_expressions(split, args.shuffle_expressions) for name, split in splits.items()}
+    # the collator decodes each image, so an undecodable file names its row
+    return {name: encode_images(split) for name, split in splits.items()}
 
 
 def predict(model, processor, dataset, args, accelerator, desc: str) -> list[list[float]]:
@@ -203,7 +207,10 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> None:
     """Console entry point (`epmvg-evaluate`)."""
-    run(parse_args(argv))
+    try:
+        run(parse_args(argv))
+    except ValueError as error:  # bad input (a row's image, the checkpoint): its message says what to fix
+        raise SystemExit(f"epmvg-evaluate: error: {error}") from error
 
 
 if __name__ == "__main__":

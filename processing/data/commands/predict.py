@@ -17,9 +17,8 @@ from pathlib import Path
 
 from transformers import AutoProcessor, pipeline
 
-import processing  # noqa: F401  (registers the "visual-grounding" pipeline task)
 from processing.data.visualization import draw_grounding
-from processing.pipeline_epmvg import load_grounding_image
+from processing.pipeline_epmvg import VisualGroundingPipeline, load_grounding_image
 
 
 def pair_inputs(images: list[str], expressions: list[str]) -> list[tuple[str, str]]:
@@ -52,7 +51,8 @@ def load_grounding_pipeline(
 ):
     """
     The `"visual-grounding"` pipeline for a checkpoint (local folder or Hub id). The processor is read from the
-    checkpoint unless `processor` names another folder or Hub id.
+    checkpoint unless `processor` names another folder or Hub id. The pipeline and model code are this package's,
+    or the checkpoint's own with `trust_remote_code`.
     """
     try:
         loaded_processor = AutoProcessor.from_pretrained(
@@ -68,6 +68,8 @@ def load_grounding_pipeline(
             "visual-grounding",
             model=model,
             processor=loaded_processor,
+            # a saved config names its folder's pipeline file, which transformers runs only with trust_remote_code
+            pipeline_class=None if trust_remote_code else VisualGroundingPipeline,
             device=device,
             trust_remote_code=trust_remote_code,
             revision=revision,

@@ -1,7 +1,9 @@
 """`load_grounding_dataset`: one entry point for every supported source, Hub id or local path alike."""
 
+import dataclasses
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from datasets import Dataset, DatasetDict
 
@@ -161,4 +163,41 @@ def load_grounding_dataset(
     return DatasetDict(splits)
 
 
-__all__ = ["load_grounding_dataset"]
+@dataclass
+class GroundingSourceArguments:
+    """
+    How [`load_grounding_dataset`] reads a source, as the data flags that epmvg-train and epmvg-evaluate share (with
+    `HfArgumentParser` each flag takes both spellings, e.g. `--allow_pickle` and `--allow-pickle`).
+    """
+
+    image_root: str | None = field(default=None, metadata={"help": "Image folder, for sources without images."})
+    split_by: str | None = field(default=None, metadata={"help": "REFER split scheme (unc, umd, google, berkeley)."})
+    skip_invalid: bool = field(
+        default=False,
+        metadata={
+            "help": "Skip (and count) invalid rows instead of failing; decodes every image up front, so rows with a "
+            "truncated or corrupt image file are skipped too."
+        },
+    )
+    verify_images: bool = field(
+        default=False,
+        metadata={"help": "Decode every image up front (slow): an undecodable file fails before the run, by row."},
+    )
+    allow_pickle: bool = field(
+        default=False, metadata={"help": "Allow full unpickling of REFER / TransVG files (can run code)."}
+    )
+    truncate_boxes: bool = field(
+        default=True, metadata={"help": "TransVG files: cast boxes to int as TransVG does (--no-truncate-boxes)."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder."})
+
+    @classmethod
+    def load_kwargs(cls, arguments) -> dict:
+        """The [`load_grounding_dataset`] keyword arguments held by `arguments` (these fields, or a namespace)."""
+        kwargs = {item.name: getattr(arguments, item.name) for item in dataclasses.fields(cls)}
+        # only decoding finds a truncated file: skipping invalid rows has to decode them all
+        kwargs["verify_images"] = kwargs["verify_images"] or kwargs["skip_invalid"]
+        return kwargs
+
+
+__all__ = ["GroundingSourceArguments", "load_grounding_dataset"]

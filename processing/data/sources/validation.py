@@ -195,8 +195,37 @@ def convert_records(records: list[dict], checker: GroundingRowChecker, *, source
     return checker.finalize(Dataset.from_dict(batch, features=CHECKED_FEATURES), source, split)
 
 
+def decode_row_image(row: dict) -> PILImage.Image:
+    """
+    The image of a unified row, decoded: a PIL image as it is, or the `{"bytes", "path"}` of an image column left
+    encoded (see [`encode_images`]). A missing, truncated or non-image file raises [`GroundingDataError`] naming
+    the row and the file, instead of a bare PIL error in the middle of a run.
+    """
+    image = row["image"]
+    if isinstance(image, PILImage.Image):
+        return image
+    if not isinstance(image, dict):
+        raise GroundingDataError(
+            f"Row {_describe(row)}: expected an image (PIL image or {{'bytes', 'path'}}), got {type(image).__name__}."
+        )
+    try:
+        # the Image feature's own decoding (EXIF orientation applied), as a decoding column would give
+        return Image().decode_example(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as err:
+        raise GroundingDataError(
+            f"Row {_describe(row)}: image {image.get('path') or '(embedded)'} cannot be decoded "
+            f"({type(err).__name__}: {err}). "
+            "Fix or remove the file, or pass --skip_invalid to skip such rows (it decodes every image up front)."
+        ) from err
+
+
+def encode_images(dataset: Dataset) -> Dataset:
+    """`dataset` with its image column left encoded, for readers that decode each row with [`decode_row_image`]."""
+    return dataset.cast_column("image", Image(decode=False))
+
+
 def _describe(row: dict) -> str:
-    return f"image_id={row['image_id']!r}, ref_id={row['ref_id']!r}, expression={row['expression']!r}"
+    return f"image_id={row.get('image_id')!r}, ref_id={row.get('ref_id')!r}, expression={row.get('expression')!r}"
 
 
 def fingerprint(*parts) -> str:
@@ -212,5 +241,7 @@ __all__ = [
     "clip_box",
     "convert_dataset",
     "convert_records",
+    "decode_row_image",
+    "encode_images",
     "fingerprint",
 ]
