@@ -56,9 +56,8 @@ def unique_scenes(dataset):
     return dataset.select(sorted(first_rows.values()))
 
 
-def pretraining_config(config_name: str, labeler: EpmVGDenseLabeler) -> EpmVGConfig:
+def pretraining_config(config: EpmVGConfig, labeler: EpmVGDenseLabeler) -> EpmVGConfig:
     """The student's config with the dataset's attribute classes; pretraining distils nothing."""
-    config = EpmVGConfig.from_pretrained(config_name)
     if config.dense_attribute_classes not in (None, labeler.attribute_classes):
         raise ValueError(
             f"The config's dense_attribute_classes {config.dense_attribute_classes} differ from the dataset's "
@@ -100,7 +99,7 @@ def main(argv=None) -> dict:
     attributes = load_synthetic_config(args.dataset).object_attributes
     config = EpmVGConfig.from_pretrained(args.config_name)
     labeler = EpmVGDenseLabeler(attributes, config.visual_grid_size)
-    model = EpmVGForVisualPretraining(pretraining_config(args.config_name, labeler))
+    model = EpmVGForVisualPretraining(pretraining_config(config, labeler))
     collator = EpmVGSceneCollator(EpmVGImageProcessor(size=config.image_size), labeler)
     training_args = EpmVGTrainingArguments(
         output_dir=args.output_dir,
