@@ -998,7 +998,7 @@ def _detr_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dic
     if not hasattr(detr.backbone.model, "stage_names"):
         raise ValueError(
             f"{name_or_path} uses a timm backbone, which EpmVG cannot load: convert the original DETR checkpoint with "
-            "scripts/convert_transvg_to_hf.py --detr, or use a DETR checkpoint with a transformers ResNet backbone."
+            "scripts/convert_transvg.py --detr, or use a DETR checkpoint with a transformers ResNet backbone."
         )
     backbone_config = detr.config.backbone_config
     backbone_config.out_features = [backbone_config.stage_names[-1]]

@@ -1,9 +1,11 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""The interactive grounding app in the browser (`epmvg-app`); see processing/app/cli.py for the options."""
+"""The interactive grounding app (`epmvg-app`).
+
+Launcher of `modeling_epmvg.commands.app`."""
 
 import sys
 
-from processing.app import main
+from modeling_epmvg.commands.app import main
 
 
 if __name__ == "__main__":

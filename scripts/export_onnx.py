@@ -1,5 +1,7 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""Export to ONNX (`epmvg-export-onnx`): the command line of `modeling_epmvg.commands.export_onnx`."""
+"""Export to ONNX (`epmvg-export-onnx`).
+
+Launcher of `modeling_epmvg.commands.export_onnx`."""
 
 import sys
 

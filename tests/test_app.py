@@ -20,11 +20,10 @@ gradio = pytest.importorskip("gradio", reason="the app needs the `app` extra (gr
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (requirements-dev)")
 
 import processing  # noqa: E402, F401  (registers the "visual-grounding" pipeline task)
-from processing.app import main  # noqa: E402
-from processing.app.cli import default_model  # noqa: E402
+from modeling_epmvg.commands.app import default_model, main  # noqa: E402
+from modeling_epmvg.commands.checkpoints import load_grounding_pipeline  # noqa: E402
 from processing.app.examples import write_synthetic_examples  # noqa: E402
 from processing.app.interface import make_handler, parse_expressions  # noqa: E402
-from processing.data.commands.predict import load_grounding_pipeline  # noqa: E402
 
 from .conftest import REPO_ROOT  # noqa: E402
 from .test_hub_loading import save_model_and_processor  # noqa: E402

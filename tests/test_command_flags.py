@@ -3,9 +3,9 @@
 import pytest
 from transformers import BertConfig, BertModel, HfArgumentParser
 
+from modeling_epmvg.commands import evaluate
 from modeling_epmvg.commands.train import DataArguments, ModelArguments
 from modeling_epmvg.trainer_epmvg import EpmVGTrainingArguments
-from processing.data.commands import evaluate
 from processing.data.sources import GroundingSourceArguments
 
 
@@ -44,9 +44,9 @@ def test_evaluate_refuses_iou_thresholds_outside_zero_one(threshold, capsys):
     assert f"{threshold!r} is not an IoU threshold: give numbers in (0, 1]" in capsys.readouterr().err
 
 
-def test_evaluate_refuses_a_checkpoint_of_another_model_type(tmp_path):
+def test_evaluate_refuses_a_checkpoint_of_another_model_type(tmp_path, capsys):
     config = BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
     BertModel(config).save_pretrained(tmp_path / "bert")
-    with pytest.raises(SystemExit) as exited:
-        evaluate.main(["--model", str(tmp_path / "bert"), "--dataset", str(tmp_path / "missing")])
-    assert "holds a 'bert' checkpoint, not an EpmVG one" in str(exited.value.code)
+    assert evaluate.main(["--model", str(tmp_path / "bert"), "--dataset", str(tmp_path / "missing")]) == 1
+    error = capsys.readouterr().err
+    assert "epmvg-evaluate: error:" in error and "holds a 'bert' checkpoint, not an EpmVG one" in error

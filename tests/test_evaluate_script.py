@@ -10,8 +10,8 @@ import pytest
 import torch
 from datasets import Dataset
 
+from modeling_epmvg.commands.evaluate import markdown_table, prediction_records, score
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.data.commands.evaluate import markdown_table, prediction_records, score
 from processing.data.metrics import compute_grounding_metrics
 from tests.conftest import REPO_ROOT, tiny_config, tiny_tokenizer
 from tests.test_sources import LMMS_FEATURES, lmms_split, write_parquet_repo
@@ -115,7 +115,7 @@ def test_two_processes_count_every_expression_once(single_process, workdir):
         "--dynamo_backend",
         "no",
         "-m",
-        "processing.data.commands.evaluate",
+        "modeling_epmvg.commands.evaluate",
     ]
     stdout = run([*launch, *evaluate_args(workdir, "two.json")], workdir)
     assert stdout.count("| testA | 5 |") == 1  # only the main process reports

@@ -8,11 +8,12 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
+from modeling_epmvg.commands import evaluate, predict
+from modeling_epmvg.commands.checkpoints import load_grounding_pipeline
 from modeling_epmvg.trainer_epmvg import cache_teacher_embeddings
 from processing import EpmVGImageProcessor, to_rgb_image
 from processing.data.augmentation import EpmVGAugmentation
 from processing.data.collator import EpmVGDataCollator
-from processing.data.commands import evaluate, predict
 from processing.data.schema import GROUNDING_FEATURES
 from processing.data.visualization import draw_grounding
 
@@ -101,10 +102,11 @@ def mode_files(tmp_path_factory):
 def test_evaluate_the_pipeline_and_predict_give_identical_boxes_for_16_bit_and_rgba_files(mode_files, capsys):
     root, paths = mode_files
     assert PIL.Image.open(paths["sixteen"]).mode.startswith("I") and PIL.Image.open(paths["rgba"]).mode == "RGBA"
-    evaluate.main(["--model", str(root / "model"), "--dataset", str(root / "data"), "--output", str(root / "e.json")])
+    argv = ["--model", str(root / "model"), "--dataset", str(root / "data"), "--output", str(root / "e.json")]
+    assert evaluate.main(argv) == 0
     evaluated = [record["pred_bbox"] for record in json.loads((root / "e.json").read_text())["predictions"]["test"]]
 
-    grounder = predict.load_grounding_pipeline(str(root / "model"), device="cpu")
+    grounder = load_grounding_pipeline(str(root / "model"), device="cpu")
     piped = [as_list(grounder(str(path), "the red circle")) for path in paths.values()]
     capsys.readouterr()
     argv = [str(root / "model"), "--image", *map(str, paths.values()), "--expression", "the red circle"]

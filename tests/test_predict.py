@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processing.data.commands import predict
+from modeling_epmvg.commands import predict
 from processing.data.visualization import GROUND_TRUTH_COLOR, PREDICTION_COLOR, draw_grounding, make_grid
 
 from .test_hub_loading import save_model_and_processor

@@ -19,8 +19,9 @@ TINY += ["--projection-dim", "16", "--max-text-len", "40", "--batch-size", "8", 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     output = tmp_path_factory.mktemp("teacher")
-    metrics = main(["--output-dir", str(output), "--num-train", "16", "--num-val", "8", "--logging-steps", "1"] + TINY)
-    assert metrics["num_pairs"] == 8
+    argv = ["--output-dir", str(output), "--num-train", "16", "--num-val", "8", "--logging-steps", "1"]
+    assert main(argv + TINY) == 0
+    assert json.loads((output / "teacher_metrics.json").read_text())["num_pairs"] == 8
     return output
 
 
@@ -63,9 +64,10 @@ def test_saved_caption_dataset_is_accepted(tmp_path):
     assert {split: len(data) for split, data in captions.items()} == {"train": 8, "val": 4}
 
 
-def test_clear_errors_for_missing_inputs(tmp_path):
+def test_clear_errors_for_missing_inputs(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="Tokenizer folder"):
         build_teacher_processor(32, str(tmp_path / "nope"), 40)
-    with pytest.raises(FileNotFoundError, match="--captions"):
-        main(["--output-dir", str(tmp_path), "--captions", str(tmp_path / "nope")] + TINY)
+    assert main(["--output-dir", str(tmp_path), "--captions", str(tmp_path / "nope")] + TINY) == 1
+    error = capsys.readouterr().err
+    assert "epmvg-pretrain-teacher: error:" in error and "--captions" in error
     assert build_teacher_processor(32, default_tokenizer_dir(), 40).tokenizer.model_max_length == 40

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from datasets import Image, load_from_disk
 
+from modeling_epmvg.commands.synthetic_data import main as synthetic_main
 from processing.data.schema import GROUNDING_FEATURES
 from processing.data.synthetic import (
     AmbiguousReferenceError,
@@ -18,7 +19,6 @@ from processing.data.synthetic import (
     parse_expression,
     resolve_expression,
 )
-from processing.data.synthetic.cli import main as synthetic_main
 
 
 CONFIG = SyntheticGroundingConfig(image_size=48)
@@ -152,10 +152,11 @@ def test_config_validation_and_round_trip():
 def test_cli_saves_a_loadable_dataset_with_config_and_baselines(tmp_path, capsys):
     output = tmp_path / "synthetic"
     argv = ["--output", str(output), "--num-train", "8", "--num-val", "6", "--num-test", "4", "--image-size", "32"]
-    baselines = synthetic_main(argv + ["--captions-output", str(tmp_path / "captions"), "--num-caption-train", "4"])
+    assert synthetic_main(argv + ["--captions-output", str(tmp_path / "captions"), "--num-caption-train", "4"]) == 0
+    baselines = json.loads((output / "baselines.json").read_text())
     loaded = load_from_disk(str(output))
     assert {split: len(data) for split, data in loaded.items()} == {"train": 8, "val": 6, "test": 4}
     assert load_synthetic_config(str(output)).image_size == 32
-    assert json.loads((output / "baselines.json").read_text()) == baselines
+    assert set(baselines) == {"train", "val", "test"}
     assert "text-blind" in capsys.readouterr().out
     assert len(load_from_disk(str(tmp_path / "captions"))["train"]) == 4

@@ -93,16 +93,16 @@ def synthetic(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pretrained(synthetic):
     output = synthetic / "visual"
-    metrics = pretrain_visual(["--dataset", str(synthetic / "data"), "--config-name", str(synthetic / "config"),
-                               "--output-dir", str(output), "--max-steps", "3", "--batch-size", "4"])  # fmt: skip
-    return output, metrics
+    status = pretrain_visual(["--dataset", str(synthetic / "data"), "--config-name", str(synthetic / "config"),
+                              "--output-dir", str(output), "--max-steps", "3", "--batch-size", "4"])  # fmt: skip
+    assert status == 0
+    return output, json.loads((output / "visual_pretraining_metrics.json").read_text())
 
 
 def test_pretraining_saves_a_checkpoint_and_its_dense_accuracies(pretrained):
     output, metrics = pretrained
     assert set(metrics) == {f"dense_{name}_accuracy" for name in ("objectness", "color", "shape", "size")}
     assert all(0 <= value <= 1 for value in metrics.values())
-    assert json.loads((output / "visual_pretraining_metrics.json").read_text()) == metrics
     model = EpmVGForVisualPretraining.from_pretrained(output)
     assert model.config.dense_attribute_classes == [5, 5, 2]
     assert model.config.distillation_image_coefficient == model.config.distillation_text_coefficient == 0

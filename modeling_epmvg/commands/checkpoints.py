@@ -1,33 +1,110 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""Loading a saved EpmVG model for the command lines, refusing a checkpoint of another model type by name."""
+"""
+The one way the command lines load a saved EpmVG checkpoint (a local folder or Hub id): its config (refusing a
+checkpoint of another model type by name), the model, its processor, or the `"visual-grounding"` pipeline over both.
+The code is this package's, or the checkpoint's own with `trust_remote_code`.
+"""
 
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoProcessor, PretrainedConfig, PreTrainedModel, pipeline
 
 from modeling_epmvg import EpmVGConfig
 
 
-def load_grounding_model(
+def load_grounding_config(
     name_or_path: str, revision: str | None = None, trust_remote_code: bool = False
-) -> PreTrainedModel:
+) -> PretrainedConfig:
     """
-    An EpmVG model through `AutoModel` (this package's class, or the checkpoint's own code with
-    `trust_remote_code`), in eval mode.
+    The EpmVG config of a checkpoint.
 
     Raises:
         ValueError: when the folder or Hub id holds no model, or a model of another type (a BERT or DETR checkpoint
             would otherwise load as that model and fail later with a deep traceback).
     """
-    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
-        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise ValueError(f"Could not load a model config from {name_or_path!r}: {error}") from error
     if config.model_type != EpmVGConfig.model_type:
         raise ValueError(
             f"{name_or_path!r} holds a {config.model_type!r} checkpoint, not an EpmVG one: give the folder or Hub id "
-            "of a model saved by epmvg-train, the TransVG converter or EpmVGForVisualGrounding.save_pretrained."
+            "of a model saved by epmvg-train, epmvg-convert-transvg or EpmVGForVisualGrounding.save_pretrained."
         )
-    return AutoModel.from_pretrained(name_or_path, config=config, **kwargs).eval()
+    return config
 
 
-__all__ = ["load_grounding_model"]
+def load_grounding_model(
+    name_or_path: str, revision: str | None = None, trust_remote_code: bool = False
+) -> PreTrainedModel:
+    """An EpmVG model through `AutoModel`, in eval mode (see `load_grounding_config` for what it refuses)."""
+    config = load_grounding_config(name_or_path, revision, trust_remote_code)
+    return AutoModel.from_pretrained(
+        name_or_path, config=config, revision=revision, trust_remote_code=trust_remote_code
+    ).eval()
+
+
+def load_grounding_processor(
+    model: str, processor: str | None = None, revision: str | None = None, trust_remote_code: bool = False
+):
+    """
+    The EpmVG processor saved with `model`, or the one in `processor` (another folder or Hub id).
+
+    Raises:
+        ValueError: when there is none, saying how to save one or where to point.
+    """
+    import processing  # noqa: F401 - registers EpmVGProcessor with AutoProcessor
+
+    source = processor or model
+    try:
+        return AutoProcessor.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(
+            f"Could not load an EpmVG processor from {source!r} ({error}). Save one next to the model "
+            "(EpmVGProcessor(...).save_pretrained(folder)) or pass --processor PATH."
+        ) from error
+
+
+def load_grounding_checkpoint(
+    model: str, processor: str | None = None, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, object]:
+    """The model (eval mode) and its processor, checked against each other (vocabulary, image size, text length)."""
+    loaded_model = load_grounding_model(model, revision, trust_remote_code)
+    loaded_processor = load_grounding_processor(model, processor, revision, trust_remote_code)
+    loaded_processor.check_model_config(loaded_model.config)
+    return loaded_model, loaded_processor
+
+
+def load_grounding_pipeline(
+    model: str,
+    processor: str | None = None,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+):
+    """The `"visual-grounding"` pipeline of a checkpoint, on `device` (default: the first GPU if any, else the CPU)."""
+    from processing.pipeline_epmvg import VisualGroundingPipeline
+
+    config = load_grounding_config(model, revision, trust_remote_code)
+    loaded_processor = load_grounding_processor(model, processor, revision, trust_remote_code)
+    try:
+        return pipeline(
+            "visual-grounding",
+            model=model,
+            config=config,
+            processor=loaded_processor,
+            # a saved config names its folder's pipeline file, which transformers runs only with trust_remote_code
+            pipeline_class=None if trust_remote_code else VisualGroundingPipeline,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+        )
+    except OSError as error:
+        raise ValueError(f"Could not load an EpmVG model from {model!r}: {error}") from error
+
+
+__all__ = [
+    "load_grounding_checkpoint",
+    "load_grounding_config",
+    "load_grounding_model",
+    "load_grounding_pipeline",
+    "load_grounding_processor",
+]

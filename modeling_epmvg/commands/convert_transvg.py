@@ -3,10 +3,10 @@
 Convert official TransVG checkpoints (and original DETR checkpoints) into EpmVG Hugging Face checkpoints.
 
     # a trained TransVG model (e.g. TransVG_R50_unc.pth) -> a ready-to-use EpmVG folder with its processor
-    python scripts/convert_transvg_to_hf.py TransVG_R50_unc.pth converted/transvg-r50-unc --tokenizer bert-base-uncased
+    python scripts/convert_transvg.py TransVG_R50_unc.pth converted/transvg-r50-unc --tokenizer bert-base-uncased
 
     # an original DETR-R50 checkpoint -> EpmVG with DETR's visual branch (TransVG's initialization) and BERT
-    python scripts/convert_transvg_to_hf.py detr-r50-e632da11.pth converted/epmvg-detr-init --detr \
+    python scripts/convert_transvg.py detr-r50-e632da11.pth converted/epmvg-detr-init --detr \
         --text-model bert-base-uncased --max-text-len 20
 
 Every tensor of the checkpoint is either mapped into the model or dropped for a stated reason (BERT's unused
@@ -27,6 +27,8 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, ResNetConfig
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from processing import EpmVGImageProcessor, EpmVGProcessor
+
+from .cli import EpmVGArgumentParser, run_command
 
 
 TRANSVG_BACKBONE_PREFIX = "visumodel.backbone.0.body."
@@ -539,24 +541,25 @@ def convert_detr_checkpoint(
 # ---------------------------------------------------------------------------------------------------------------- CLI
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> EpmVGArgumentParser:
+    parser = EpmVGArgumentParser(
+        prog="epmvg-convert-transvg",
         description="Convert a TransVG (or, with --detr, an original DETR) checkpoint into an EpmVG HF checkpoint."
     )
     parser.add_argument("checkpoint", help="the .pth file ({'model': state_dict, ...})")
     parser.add_argument("output_dir", help="folder to save the converted model (and processor) in")
     parser.add_argument("--detr", action="store_true", help="the checkpoint is DETR: convert its visual branch")
-    parser.add_argument("--text-model", help="(--detr) BERT-family folder or Hub id for the text encoder")
+    parser.add_argument("--text_model", help="(--detr) BERT-family folder or Hub id for the text encoder")
     parser.add_argument("--tokenizer", help="tokenizer folder or Hub id; saves an EpmVGProcessor with the model")
-    parser.add_argument("--text-config", help="BERT config folder or Hub id (else inferred, heads = hidden / 64)")
-    parser.add_argument("--image-size", type=int, help="canvas side (default: from the checkpoint, else 640)")
-    parser.add_argument("--max-text-len", type=int, help="text slots (default: from the position table)")
-    parser.add_argument("--vision-attention-heads", type=int, help="visual encoder heads (default: args or 8)")
-    parser.add_argument("--fusion-attention-heads", type=int, help="fusion encoder heads (default: args or 8)")
+    parser.add_argument("--text_config", help="BERT config folder or Hub id (else inferred, heads = hidden / 64)")
+    parser.add_argument("--image_size", type=int, help="canvas side (default: from the checkpoint, else 640)")
+    parser.add_argument("--max_text_len", type=int, help="text slots (default: from the position table)")
+    parser.add_argument("--vision_attention_heads", type=int, help="visual encoder heads (default: args or 8)")
+    parser.add_argument("--fusion_attention_heads", type=int, help="fusion encoder heads (default: args or 8)")
     parser.add_argument(
-        "--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only"
+        "--allow_pickle", action="store_true", help="torch.load(weights_only=False): trusted files only"
     )
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the result to this Hub repository")
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", help="also upload the result to this Hub repository")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repository")
     return parser
 
@@ -585,8 +588,7 @@ def _convert(args: argparse.Namespace) -> tuple[EpmVGForVisualGrounding, Convers
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point. Returns the exit status."""
+def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         model, result = _convert(args)
@@ -598,9 +600,8 @@ def main(argv: list[str] | None = None) -> int:
                 AutoTokenizer.from_pretrained(tokenizer_source),
                 max_text_len=model.config.max_text_len,
             )
-    except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"convert_transvg_to_hf: error: {error}", file=sys.stderr)
-        return 1
+    except OSError as error:  # a text model or tokenizer that is not there
+        raise ValueError(str(error)) from error
     model.save_pretrained(args.output_dir)
     if processor is not None:
         processor.save_pretrained(args.output_dir)
@@ -615,6 +616,11 @@ def main(argv: list[str] | None = None) -> int:
         if processor is not None:
             processor.push_to_hub(args.push_to_hub, private=args.private)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-convert-transvg`. Returns the exit status."""
+    return run_command("epmvg-convert-transvg", run, argv)
 
 
 if __name__ == "__main__":

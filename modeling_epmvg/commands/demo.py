@@ -28,7 +28,7 @@ import time
 
 import torch
 from datasets import load_from_disk
-from transformers import AutoModel, AutoProcessor, ResNetConfig
+from transformers import ResNetConfig
 
 from processing import to_rgb_image
 from processing.data.minilm import default_tokenizer_dir
@@ -42,6 +42,8 @@ from processing.data.visualization import draw_grounding, make_grid
 
 from ..configuration_epmvg import EpmVGConfig
 from ..model_card_epmvg import write_model_card
+from .checkpoints import load_grounding_checkpoint
+from .cli import EpmVGArgumentParser, run_command
 
 
 DATA_SEED = 0
@@ -50,7 +52,7 @@ LOSS_TERMS = ("loss", "loss_bbox", "loss_giou", "loss_aux_dense", "loss_aux_targ
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = EpmVGArgumentParser(prog="epmvg-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", default="demo_output")
     parser.add_argument("--ablation", action="store_true", help="Train with and without distillation, --seeds each.")
     parser.add_argument("--num-train", type=int, default=40000, help="Training expressions (two per scene).")
@@ -76,11 +78,19 @@ def command(module: str, *arguments: str) -> list[str]:
     return [sys.executable, "-m", module, *arguments]
 
 
+def check_stage(step: str, arguments: list[str], status: int) -> None:
+    """A failed stage stops the demo, naming the stage and its command (the stage printed its own error above)."""
+    if status != 0:
+        raise ValueError(
+            f"the {step} stage failed (exit status {status}; its error is above): {' '.join(arguments[2:])}"
+        )
+
+
 def run(arguments: list[str], step: str) -> float:
     """Runs one of the project's command lines, showing it and its output; returns its wall time in seconds."""
     print(f"\n[{step}] $ {' '.join(arguments[2:])}", flush=True)
     started = time.time()
-    subprocess.run(arguments, check=True)
+    check_stage(step, arguments, subprocess.run(arguments).returncode)
     elapsed = time.time() - started
     print(f"[{step}] done in {elapsed / 60:.1f} min", flush=True)
     return elapsed
@@ -158,7 +168,7 @@ def evaluate(paths: dict, model_dir: str, name: str, *extra: str) -> dict:
     """Runs the evaluation command; returns its report (metrics and per-expression predictions)."""
     output = os.path.join(model_dir, f"{name}.json")
     arguments = ["--model", model_dir, "--dataset", paths["data"], "--batch-size", "250", "--output", output, *extra]
-    run(command("processing.data.commands.evaluate", *arguments), "evaluate")
+    run(command("modeling_epmvg.commands.evaluate", *arguments), "evaluate")
     with open(output) as handle:
         return json.load(handle)
 
@@ -230,8 +240,8 @@ def prepare(args, paths: dict) -> dict[str, float]:
     generate_data(args, paths["data"])
     times["data"] = time.time() - started
     print(f"[data] {paths['data']} ready in {times['data'] / 60:.1f} min", flush=True)
-    if teacher is not None and teacher.wait() != 0:
-        raise SystemExit(f"Teacher pretraining failed (exit code {teacher.returncode}).")
+    if teacher is not None:
+        check_stage("teacher", teacher.args, teacher.wait())
     times["data + teacher"] = time.time() - started
     student_config(args, paths["config"])
     if not os.path.isfile(os.path.join(paths["visual"], "config.json")):
@@ -253,7 +263,7 @@ def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) ->
     times["evaluation + language check"] = time.time() - evaluation_started
     data = load_from_disk(paths["data"])
     accuracies = {split: report["metrics"][split]["accuracy"] for split in ("val", "test")}
-    model, processor = AutoModel.from_pretrained(model_dir).eval(), AutoProcessor.from_pretrained(model_dir)
+    model, processor = load_grounding_checkpoint(model_dir)
     plot_training_curve(model_dir, os.path.join(args.output_dir, "training_curve.png"))
     plot_predictions(model, processor, data["test"], os.path.join(args.output_dir, "predictions.png"))
     results = {
@@ -309,8 +319,8 @@ def ablation_table(accuracies: dict, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def demo(args: argparse.Namespace) -> dict:
+    """The demo (or with `--ablation`, the ablation); returns what it wrote to results.json (ablation.json)."""
     started = time.time()
     args.output_dir = os.path.abspath(args.output_dir)
     names = ("data", "teacher", "config", "visual", "model")
@@ -342,5 +352,10 @@ def main(argv=None) -> dict:
     return results
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-demo` (`make demo`). Returns the exit status."""
+    return run_command("epmvg-demo", lambda arguments: demo(parse_args(arguments)) and None, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,7 +14,6 @@ post-processing.
 Requires `onnx`, `onnxscript` (torch's default, dynamo-based exporter) and `onnxruntime` (the check).
 """
 
-import argparse
 import json
 import logging
 import sys
@@ -24,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoProcessor
 
-import processing  # noqa: F401  (registers the processor with AutoProcessor)
-from modeling_epmvg.commands.checkpoints import load_grounding_model
+from .checkpoints import load_grounding_checkpoint
+from .cli import EpmVGArgumentParser, run_command
 
 
 INPUT_NAMES = ("pixel_values", "pixel_mask", "input_ids", "attention_mask")
@@ -188,35 +186,25 @@ def check_onnx(model: nn.Module, path: str | Path, batch_sizes: tuple[int, ...] 
     return largest
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Export EpmVG's inference graph to ONNX and check it.")
+def build_parser() -> EpmVGArgumentParser:
+    parser = EpmVGArgumentParser(
+        prog="epmvg-export-onnx", description="Export EpmVG's inference graph to ONNX and check it."
+    )
     parser.add_argument("model", help="checkpoint folder or Hub id")
     parser.add_argument("output_dir", help="folder for model.onnx, the config and the processor")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default: %(default)s)")
     parser.add_argument("--exporter", choices=EXPORTERS, default="auto", help="(default: %(default)s)")
     parser.add_argument("--atol", type=float, default=1e-4, help="check tolerance on pred_boxes (default: 1e-4)")
-    parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    parser.add_argument("--no_check", action="store_true", help="skip the ONNX Runtime comparison")
     parser.add_argument("--processor", help="processor folder or Hub id, if not saved with the model")
-    parser.add_argument("--trust-remote-code", action="store_true", help="load the model code from the checkpoint")
+    parser.add_argument("--trust_remote_code", action="store_true", help="load the model code from the checkpoint")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point. Returns the exit status."""
+def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        model = load_grounding_model(args.model, trust_remote_code=args.trust_remote_code)
-        processor = AutoProcessor.from_pretrained(
-            args.processor or args.model, trust_remote_code=args.trust_remote_code
-        )
-    except (OSError, ValueError, TypeError) as error:
-        print(
-            f"export_onnx: error: {error}\nThe export needs the model and its processor (a deployment tokenizes and "
-            "letterboxes with it): save one beside the model (EpmVGProcessor(...).save_pretrained(folder)) or pass "
-            "--processor PATH.",
-            file=sys.stderr,
-        )
-        return 1
+    # the export needs the processor too: a deployment tokenizes and letterboxes with it
+    model, processor = load_grounding_checkpoint(args.model, args.processor, trust_remote_code=args.trust_remote_code)
     output_dir = Path(args.output_dir)
     onnx_path = output_dir / "model.onnx"
     exporter = export_onnx(model, onnx_path, args.opset, args.exporter)
@@ -235,14 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         "outputs": {"pred_boxes": ["batch", 4]},
     }
     if not args.no_check:
-        try:
-            summary["max_abs_diff"] = check_onnx(model, onnx_path, atol=args.atol)
-            summary["checked_batch_sizes"] = [1, 3]
-        except (ImportError, ValueError) as error:
-            print(f"export_onnx: error: {error}", file=sys.stderr)
-            return 1
+        summary["max_abs_diff"] = check_onnx(model, onnx_path, atol=args.atol)
+        summary["checked_batch_sizes"] = [1, 3]
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-export-onnx`. Returns the exit status."""
+    return run_command("epmvg-export-onnx", run, argv, expected=(ImportError,))
 
 
 if __name__ == "__main__":

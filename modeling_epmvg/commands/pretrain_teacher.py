@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Pretrain a small CLIP teacher on the synthetic image-caption pairs: the embedded default's frozen teacher.
 
 A randomly initialised tiny `CLIPModel` (small ViT on the small images, small text transformer, the BERT WordPiece
@@ -12,6 +13,7 @@ it offline. Image->text and text->image top-1 retrieval on held-out captions is 
 import argparse
 import json
 import os
+import sys
 import time
 
 import torch
@@ -22,6 +24,8 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 from processing.data.minilm import default_tokenizer_dir
 from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset
 from processing.image_processing_epmvg import to_rgb_image
+
+from .cli import EpmVGArgumentParser, run_command
 
 
 METRICS_NAME = "teacher_metrics.json"
@@ -119,7 +123,7 @@ def retrieval_accuracy(model: CLIPModel, processor: CLIPProcessor, dataset, batc
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = EpmVGArgumentParser(prog="epmvg-pretrain-teacher", description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", required=True, help="where the teacher and its processor are saved")
     parser.add_argument("--captions", help="a saved caption DatasetDict (train/val); generated when omitted")
     parser.add_argument("--num-train", type=int, default=8000, help="generated training pairs")
@@ -157,9 +161,8 @@ def load_captions(args: argparse.Namespace):
     return captions
 
 
-def main(argv=None) -> dict:
-    """Trains, saves the teacher + processor in `--output-dir`, and returns (and saves) the retrieval metrics."""
-    args = parse_args(argv)
+def pretrain(args: argparse.Namespace) -> dict:
+    """Trains, saves the teacher + processor in `--output_dir`, and returns (and saves) the retrieval metrics."""
     set_seed(args.seed)
     captions = load_captions(args)
     processor = build_teacher_processor(args.image_size, args.tokenizer or default_tokenizer_dir(), args.max_text_len)
@@ -204,14 +207,21 @@ def main(argv=None) -> dict:
     return metrics
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-pretrain-teacher`. Returns the exit status."""
+    return run_command("epmvg-pretrain-teacher", lambda arguments: pretrain(parse_args(arguments)) and None, argv)
+
+
 __all__ = [
     "build_teacher_config",
     "build_teacher_processor",
     "load_captions",
     "main",
+    "parse_args",
+    "pretrain",
     "retrieval_accuracy",
 ]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

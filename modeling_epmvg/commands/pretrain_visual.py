@@ -8,13 +8,14 @@ has and where its box is. The synthetic benchmark annotates every object of a sc
 data, start the visual branch from a DETR checkpoint instead (`epmvg-train --backbone_model_name_or_path
 facebook/detr-resnet-50`). The result loads into `epmvg-train --backbone_model_name_or_path <output-dir>`.
 
-    python -m modeling_epmvg.commands.pretrain_visual --dataset demo_output/data --config-name student/config.json \
-        --output-dir outputs/visual
+    python -m modeling_epmvg.commands.pretrain_visual --dataset demo_output/data --config_name student/config.json \
+        --output_dir outputs/visual
 """
 
 import argparse
 import json
 import os
+import sys
 
 import torch
 from datasets import load_from_disk
@@ -27,23 +28,24 @@ from processing.data.synthetic import load_synthetic_config
 
 from ..configuration_epmvg import EpmVGConfig
 from ..modeling_epmvg import EpmVGForVisualPretraining
-from ..trainer_epmvg import EpmVGDistillationTrainer, EpmVGTrainingArguments
+from ..trainer_epmvg import EpmVGDistillationTrainer, EpmVGNonFiniteLossError, EpmVGTrainingArguments
+from .cli import EpmVGArgumentParser, run_command
 
 
 METRICS_NAME = "visual_pretraining_metrics.json"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = EpmVGArgumentParser(prog="epmvg-pretrain-visual", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="a saved synthetic DatasetDict (its synthetic_config.json)")
-    parser.add_argument("--config-name", required=True, help="the student's EpmVG config (file or folder)")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--eval-split", default="val", help="scenes for the dense accuracy check")
-    parser.add_argument("--max-steps", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--logging-steps", type=int, default=50)
+    parser.add_argument("--config_name", required=True, help="the student's EpmVG config (file or folder)")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--train_split", default="train")
+    parser.add_argument("--eval_split", default="val", help="scenes for the dense accuracy check")
+    parser.add_argument("--max_steps", type=int, default=500)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=2e-3)
+    parser.add_argument("--logging_steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -91,9 +93,8 @@ def dense_accuracy(model: EpmVGForVisualPretraining, collator: EpmVGSceneCollato
     return {name: count / (tokens if name == "objectness" else max(objects, 1)) for name, count in hits.items()}
 
 
-def main(argv=None) -> dict:
-    """Pretrains, saves the model in `--output-dir`, returns (and saves) the dense accuracies on held-out scenes."""
-    args = parse_args(argv)
+def pretrain(args: argparse.Namespace) -> dict[str, float]:
+    """Pretrains, saves the model in `--output_dir`, returns (and saves) the dense accuracies on held-out scenes."""
     set_seed(args.seed)
     data = load_from_disk(args.dataset)
     attributes = load_synthetic_config(args.dataset).object_attributes
@@ -130,8 +131,16 @@ def main(argv=None) -> dict:
     return metrics
 
 
-__all__ = ["dense_accuracy", "main", "pretraining_config", "unique_scenes"]
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-pretrain-visual`. Returns the exit status."""
+    return run_command(
+        "epmvg-pretrain-visual", lambda arguments: pretrain(parse_args(arguments)) and None, argv,
+        expected=(EpmVGNonFiniteLossError,),
+    )  # fmt: skip
+
+
+__all__ = ["dense_accuracy", "main", "parse_args", "pretrain", "pretraining_config", "unique_scenes"]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

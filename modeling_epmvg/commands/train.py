@@ -15,12 +15,13 @@ files). Examples:
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import transformers
-from transformers import AutoProcessor, AutoTokenizer, CLIPModel, HfArgumentParser, set_seed
+from transformers import AutoProcessor, AutoTokenizer, CLIPModel, set_seed
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
@@ -39,13 +40,15 @@ from processing.data.collator import EpmVGDataCollator
 from processing.data.dense_labels import EpmVGDenseLabeler
 from processing.data.metrics import compute_grounding_metrics
 from processing.data.sources import (
-    GroundingDataError,
     GroundingSourceArguments,
     encode_images,
     load_grounding_dataset,
 )
 from processing.data.synthetic import CONFIG_NAME as SYNTHETIC_CONFIG_NAME
 from processing.data.synthetic import load_synthetic_config
+
+from .checkpoints import load_grounding_config
+from .cli import EpmVGArgumentParser, run_command
 
 
 logger = logging.getLogger(__name__)
@@ -125,6 +128,7 @@ def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
     """The student: a checkpoint, pretrained parts (over `config_name`), or a fresh config; overrides applied."""
     overrides = config_overrides(model_args)
     if model_args.model_name_or_path:
+        load_grounding_config(model_args.model_name_or_path)  # refuses a BERT or DETR folder by name
         return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
     config = EpmVGConfig.from_pretrained(model_args.config_name) if model_args.config_name else EpmVGConfig()
     if model_args.text_model_name_or_path:
@@ -199,6 +203,21 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     return None
 
 
+def resume_checkpoint(training_args: EpmVGTrainingArguments) -> str | None:
+    """The checkpoint `--resume_from_checkpoint` names (`last`: the newest complete one, if any), checked up front."""
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint == "last":
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint is None:
+            logger.info("No complete checkpoint in %s yet: training starts from step 0.", training_args.output_dir)
+    elif checkpoint is not None and not os.path.isfile(os.path.join(checkpoint, TRAINER_STATE_NAME)):
+        raise FileNotFoundError(
+            f"--resume_from_checkpoint {checkpoint!r} is not a checkpoint folder (no {TRAINER_STATE_NAME} in it): "
+            f"give a checkpoint-N folder written by a run, or `last` for the newest one in --output_dir."
+        )
+    return checkpoint
+
+
 def dense_labeler(data_args: DataArguments, config: EpmVGConfig) -> EpmVGDenseLabeler | None:
     """The dense auxiliary term's labeler, with the attribute classes of the (synthetic) dataset's annotations."""
     if not config.auxiliary_dense_loss_coefficient:
@@ -229,6 +248,7 @@ def train(
         model.freeze_text_encoder()
     processor = build_processor(model_args, model.config)
     processor.check_model_config(model.config)
+    checkpoint = resume_checkpoint(training_args)
     train_dataset, eval_dataset = load_splits(data_args, training_args.seed)
 
     teacher = teacher_processor = None
@@ -259,9 +279,6 @@ def train(
         processing_class=processor,
         compute_metrics=compute_metrics,
     )
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint == "last":
-        checkpoint = last_complete_checkpoint(training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = dict(result.metrics)
     if eval_dataset is not None:
@@ -285,16 +302,23 @@ def train(
     return trainer
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = HfArgumentParser((ModelArguments, DataArguments, EpmVGTrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, EpmVGTrainingArguments]:
+    parser = EpmVGArgumentParser((ModelArguments, DataArguments, EpmVGTrainingArguments), prog="epmvg-train")
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def run(argv: list[str]) -> int:
+    model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    try:
-        train(model_args, data_args, training_args)
-    except (EpmVGNonFiniteLossError, GroundingDataError) as error:
-        raise SystemExit(f"epmvg-train: error: {error}") from error
+    train(model_args, data_args, training_args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-train`. Returns the exit status."""
+    return run_command("epmvg-train", run, argv, expected=(EpmVGNonFiniteLossError,))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,7 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""Convert TransVG / DETR checkpoints (`epmvg-convert-transvg`): see `modeling_epmvg.commands.convert_transvg`."""
+"""Convert TransVG / DETR checkpoints (`epmvg-convert-transvg`).
+
+Launcher of `modeling_epmvg.commands.convert_transvg`."""
 
 import sys
 

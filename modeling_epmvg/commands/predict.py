@@ -9,16 +9,16 @@ Pairing: one image with several expressions grounds each of them in that image; 
 grounds it in each image; N images with N expressions pairs them in order.
 """
 
-import argparse
 import json
 import os
 import sys
 from pathlib import Path
 
-from transformers import AutoProcessor, pipeline
-
 from processing.data.visualization import draw_grounding
-from processing.pipeline_epmvg import VisualGroundingPipeline, load_grounding_image
+from processing.pipeline_epmvg import load_grounding_image
+
+from .checkpoints import load_grounding_pipeline
+from .cli import EpmVGArgumentParser, EpmVGUsageError, run_command
 
 
 def pair_inputs(images: list[str], expressions: list[str]) -> list[tuple[str, str]]:
@@ -40,42 +40,6 @@ def pair_inputs(images: list[str], expressions: list[str]) -> list[tuple[str, st
         f"Got {len(images)} images and {len(expressions)} expressions: give one image with any number of expressions, "
         "any number of images with one expression, or as many images as expressions (paired in order)."
     )
-
-
-def load_grounding_pipeline(
-    model: str,
-    processor: str | None = None,
-    device: str | None = None,
-    trust_remote_code: bool = False,
-    revision: str | None = None,
-):
-    """
-    The `"visual-grounding"` pipeline for a checkpoint (local folder or Hub id). The processor is read from the
-    checkpoint unless `processor` names another folder or Hub id. The pipeline and model code are this package's,
-    or the checkpoint's own with `trust_remote_code`.
-    """
-    try:
-        loaded_processor = AutoProcessor.from_pretrained(
-            processor or model, trust_remote_code=trust_remote_code, revision=revision
-        )
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(
-            f"Could not load an EpmVG processor from {processor or model!r} ({error}). Save one next to the model "
-            "(EpmVGProcessor(...).save_pretrained(folder)) or pass --processor PATH."
-        ) from error
-    try:
-        return pipeline(
-            "visual-grounding",
-            model=model,
-            processor=loaded_processor,
-            # a saved config names its folder's pipeline file, which transformers runs only with trust_remote_code
-            pipeline_class=None if trust_remote_code else VisualGroundingPipeline,
-            device=device,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-        )
-    except OSError as error:
-        raise ValueError(f"Could not load an EpmVG model from {model!r}: {error}") from error
 
 
 def predict(
@@ -118,50 +82,46 @@ def predict(
     return records
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="epmvg-predict",
-        description="Ground referring expressions in images with an EpmVG checkpoint.",
-        epilog="Pairing: 1 image x N expressions, N images x 1 expression, or N x N in order.",
+def build_parser() -> EpmVGArgumentParser:
+    parser = EpmVGArgumentParser(
+        prog="epmvg-predict", description="Ground referring expressions in images with an EpmVG checkpoint."
     )
     parser.add_argument("model", help="checkpoint folder or Hub id (with its processor)")
     parser.add_argument("--image", nargs="+", action="extend", required=True, help="image file(s)")
     parser.add_argument("--expression", nargs="+", action="extend", required=True, help="referring expression(s)")
-    parser.add_argument("--output-json", help="also write the results to this JSON file")
-    parser.add_argument("--output-dir", default="predictions", help="folder for the PNGs (default: %(default)s)")
-    parser.add_argument("--no-draw", action="store_true", help="do not write PNGs")
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default: %(default)s)")
+    parser.add_argument("--output_json", help="also write the results to this JSON file")
+    parser.add_argument("--output_dir", default="predictions", help="folder for the PNGs (default: %(default)s)")
+    parser.add_argument("--no_draw", action="store_true", help="do not write PNGs")
+    parser.add_argument("--batch_size", type=int, default=8, help="pairs per forward pass (default: %(default)s)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the first GPU if any, else the CPU)")
     parser.add_argument("--processor", help="processor folder or Hub id, if not saved with the model")
     parser.add_argument("--revision", help="Hub revision of the model")
-    parser.add_argument("--trust-remote-code", action="store_true", help="load the model code from the checkpoint")
+    parser.add_argument("--trust_remote_code", action="store_true", help="load the model code from the checkpoint")
+    parser.epilog = f"Pairing: 1 image x N expressions, N images x 1 expression, or N x N in order. {parser.epilog}"
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point `epmvg-predict`. Returns the exit status."""
+def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
-        print(f"epmvg-predict: error: --batch-size must be at least 1, got {args.batch_size}", file=sys.stderr)
-        return 2
-    try:
-        pairs = pair_inputs(args.image, args.expression)
-        for path in dict.fromkeys(path for path, _ in pairs):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"Image file not found: {path!r}.")
-        grounder = load_grounding_pipeline(
-            args.model, args.processor, args.device, args.trust_remote_code, args.revision
-        )
-        records = predict(grounder, pairs, None if args.no_draw else args.output_dir, args.batch_size)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"epmvg-predict: error: {error}", file=sys.stderr)
-        return 1
+        raise EpmVGUsageError(f"--batch_size must be at least 1, got {args.batch_size}.")
+    pairs = pair_inputs(args.image, args.expression)
+    for path in dict.fromkeys(path for path, _ in pairs):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Image file not found: {path!r}.")
+    grounder = load_grounding_pipeline(args.model, args.processor, args.device, args.trust_remote_code, args.revision)
+    records = predict(grounder, pairs, None if args.no_draw else args.output_dir, args.batch_size)
     text = json.dumps(records, indent=2)
     if args.output_json:
         Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output_json).write_text(text + "\n")
     print(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-predict`. Returns the exit status."""
+    return run_command("epmvg-predict", run, argv)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,12 @@
     epmvg-app --model user/epmvg-refcoco --write-space my-space
 """
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
-from processing.data.commands.predict import load_grounding_pipeline
-
-from .examples import write_synthetic_examples
-from .interface import build_interface, launch
-from .space import write_space
+from .checkpoints import load_grounding_pipeline
+from .cli import EpmVGArgumentParser, run_command
 
 
 DEMO_MODEL = Path("demo_output") / "model"
@@ -32,34 +28,43 @@ def default_model() -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epmvg-app", description=__doc__.strip().splitlines()[0])
+def build_parser() -> EpmVGArgumentParser:
+    parser = EpmVGArgumentParser(prog="epmvg-app", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--model", help=f"checkpoint folder or Hub id (default: {DEMO_MODEL} when it exists)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="load the model code from the checkpoint")
+    parser.add_argument("--trust_remote_code", action="store_true", help="load the model code from the checkpoint")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the first GPU if any, else the CPU)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
     parser.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
     parser.add_argument("--examples", type=int, default=4, help="synthetic example scenes (default: %(default)s)")
-    parser.add_argument("--write-space", metavar="DIR", help="write a Hugging Face Space for --model to DIR and exit")
+    parser.add_argument("--write_space", metavar="DIR", help="write a Hugging Face Space for --model to DIR and exit")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point `epmvg-app`. Returns the exit status (serving blocks until interrupted)."""
+def run(argv: list[str]) -> int:
+    try:  # gradio is the app extra's: imported only by this command
+        from processing.app import build_interface, launch, write_space, write_synthetic_examples
+    except ImportError as error:
+        raise ImportError(f"epmvg-app needs the app extra: pip install 'epmvg[app]' ({error}).") from error
+
     args = build_parser().parse_args(argv)
-    try:
-        model = args.model or default_model()
-        if args.write_space:
-            print(f"Wrote a Space for {model} to {write_space(args.write_space, model, args.examples)}")
-            return 0
-        grounder = load_grounding_pipeline(model, device=args.device, trust_remote_code=args.trust_remote_code)
-    except ValueError as error:
-        print(f"epmvg-app: error: {error}", file=sys.stderr)
-        return 1
+    model = args.model or default_model()
+    if args.write_space:
+        print(f"Wrote a Space for {model} to {write_space(args.write_space, model, args.examples)}")
+        return 0
+    grounder = load_grounding_pipeline(model, device=args.device, trust_remote_code=args.trust_remote_code)
     with tempfile.TemporaryDirectory(prefix="epmvg-app-") as folder:
         examples = write_synthetic_examples(folder, args.examples) if args.examples > 0 else []
         launch(build_interface(grounder, examples, model), port=args.port, host=args.host)
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-app`. Returns the exit status (serving blocks until interrupted)."""
+    return run_command("epmvg-app", run, argv, expected=(ImportError,))
+
+
 __all__ = ["build_parser", "default_model", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

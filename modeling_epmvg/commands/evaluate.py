@@ -2,7 +2,7 @@
 """Evaluate an EpmVG checkpoint on grounding splits: Acc@0.5 (IoU >= 0.5), Acc@t and mean IoU per split.
 
     epmvg-evaluate --model path/or/hub-id --dataset lmms-lab/RefCOCO --splits testA testB --output results.json
-    accelerate launch --num_processes 4 -m processing.data.commands.evaluate --model ... --dataset ... --splits val
+    accelerate launch --num_processes 4 -m modeling_epmvg.commands.evaluate --model ... --dataset ... --splits val
 
 Under `accelerate launch` each process runs its share of every split's batches (`accelerator.prepare` on the data
 loader) and `gather_for_metrics` collects the predicted boxes without the padding of the last batch, so the main
@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 
 import torch
 from torch.utils.data import DataLoader
@@ -22,17 +23,18 @@ from tqdm.auto import tqdm
 
 from modeling_epmvg.efficiency_epmvg import compile_for_inference
 
+from .checkpoints import load_grounding_checkpoint
+from .cli import EpmVGArgumentParser, EpmVGUsageError, run_command
+
 
 logger = logging.getLogger("epmvg.evaluate")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from transformers import HfArgumentParser
-
     from processing.data.sources import GroundingSourceArguments
 
-    # the data flags (--image-root, --skip-invalid, --verify-images, --allow-pickle, ...) are epmvg-train's
-    parser = HfArgumentParser(GroundingSourceArguments, description=__doc__.split("\n\n")[0])
+    # the data flags (--image_root, --skip_invalid, --verify_images, --allow_pickle, ...) are epmvg-train's
+    parser = EpmVGArgumentParser(GroundingSourceArguments, prog="epmvg-evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="Saved model folder or Hub id (loaded with AutoModel).")
     parser.add_argument("--processor", help="Processor folder or Hub id (default: --model).")
     parser.add_argument(
@@ -41,27 +43,33 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Hub id, local folder (parquet / saved / REFER / Flickr30k) or TransVG .pth file.",
     )
     parser.add_argument("--splits", nargs="+", help="Splits to evaluate (default: all).")
-    parser.add_argument("--batch-size", type=int, default=16, help="Expressions per forward pass and process.")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers per process.")
+    parser.add_argument("--batch_size", type=int, default=16, help="Expressions per forward pass and process.")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers per process.")
     parser.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the model for inference (about a minute once; then faster on CPU: for whole splits).",
     )
-    parser.add_argument("--max-examples", type=int, help="Evaluate only the first N expressions of each split.")
+    parser.add_argument("--max_examples", type=int, help="Evaluate only the first N expressions of each split.")
     parser.add_argument(
-        "--shuffle-expressions",
+        "--shuffle_expressions",
         type=int,
         metavar="SEED",
         help="Language check: permute the expressions across images with this seed (a model that reads them drops).",
     )
     parser.add_argument(
-        "--iou-thresholds", type=iou_threshold, nargs="+", default=[0.25, 0.5, 0.75], help="Each in (0, 1]."
+        "--iou_thresholds", type=iou_threshold, nargs="+", default=[0.25, 0.5, 0.75], help="Each in (0, 1]."
     )
     parser.add_argument("--output", default="eval_results.json", help="JSON file for metrics and predictions.")
     parser.add_argument("--revision", help="Model revision on the Hub.")
-    parser.add_argument("--trust-remote-code", action="store_true", help="Allow the Hub model's own code.")
-    return parser.parse_args(argv)
+    parser.add_argument("--trust_remote_code", action="store_true", help="Allow the Hub model's own code.")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.num_workers < 0:
+        raise EpmVGUsageError(
+            f"--batch_size must be at least 1 and --num_workers at least 0, "
+            f"got {args.batch_size} and {args.num_workers}."
+        )
+    return args
 
 
 def iou_threshold(text: str) -> float:
@@ -73,20 +81,6 @@ def iou_threshold(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IoU threshold: give numbers in (0, 1], e.g. 0.5.")
     return value
-
-
-def load_model_and_processor(args, device: torch.device):
-    """The model (AutoModel, eval mode, on `device`) and its processor (AutoProcessor)."""
-    from transformers import AutoProcessor
-
-    import processing  # noqa: F401 - registers the processor with AutoProcessor
-    from modeling_epmvg.commands.checkpoints import load_grounding_model
-
-    kwargs = {"revision": args.revision, "trust_remote_code": args.trust_remote_code}
-    model = load_grounding_model(args.model, **kwargs).to(device)
-    processor = AutoProcessor.from_pretrained(args.processor or args.model, **kwargs)
-    processor.check_model_config(model.config)
-    return model, processor
 
 
 def load_splits(args) -> dict:
@@ -157,7 +151,7 @@ def markdown_table(results: dict[str, dict], thresholds: list[float]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the per-split metrics on the main process (an empty dict elsewhere)."""
     from accelerate import Accelerator
 
@@ -166,7 +160,8 @@ def run(args: argparse.Namespace) -> dict:
     has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     accelerator = Accelerator(cpu=not has_accelerator)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.ERROR)
-    model, processor = load_model_and_processor(args, accelerator.device)
+    model, processor = load_grounding_checkpoint(args.model, args.processor, args.revision, args.trust_remote_code)
+    model = model.to(accelerator.device)
     if args.compile:
         model = compile_for_inference(model)
     with accelerator.main_process_first():
@@ -205,13 +200,10 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def main(argv=None) -> None:
-    """Console entry point (`epmvg-evaluate`)."""
-    try:
-        run(parse_args(argv))
-    except ValueError as error:  # bad input (a row's image, the checkpoint): its message says what to fix
-        raise SystemExit(f"epmvg-evaluate: error: {error}") from error
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point `epmvg-evaluate`. Returns the exit status."""
+    return run_command("epmvg-evaluate", lambda arguments: evaluate(parse_args(arguments)) and None, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,0 @@
-from .cli import main
-
-
-main()
