@@ -352,9 +352,14 @@ def demo(args: argparse.Namespace) -> dict:
     return results
 
 
+def run_demo_command(argv: list[str]) -> int:
+    demo(parse_args(argv))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point `epmvg-demo` (`make demo`). Returns the exit status."""
-    return run_command("epmvg-demo", lambda arguments: demo(parse_args(arguments)) and None, argv)
+    return run_command("epmvg-demo", run_demo_command, argv)
 
 
 if __name__ == "__main__":

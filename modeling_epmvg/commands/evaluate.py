@@ -200,9 +200,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     return results
 
 
+def run(argv: list[str]) -> int:
+    evaluate(parse_args(argv))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point `epmvg-evaluate`. Returns the exit status."""
-    return run_command("epmvg-evaluate", lambda arguments: evaluate(parse_args(arguments)) and None, argv)
+    return run_command("epmvg-evaluate", run, argv)
 
 
 if __name__ == "__main__":

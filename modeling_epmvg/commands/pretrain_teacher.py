@@ -207,9 +207,14 @@ def pretrain(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def run(argv: list[str]) -> int:
+    pretrain(parse_args(argv))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point `epmvg-pretrain-teacher`. Returns the exit status."""
-    return run_command("epmvg-pretrain-teacher", lambda arguments: pretrain(parse_args(arguments)) and None, argv)
+    return run_command("epmvg-pretrain-teacher", run, argv)
 
 
 __all__ = [

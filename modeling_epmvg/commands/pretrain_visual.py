@@ -131,12 +131,14 @@ def pretrain(args: argparse.Namespace) -> dict[str, float]:
     return metrics
 
 
+def run(argv: list[str]) -> int:
+    pretrain(parse_args(argv))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point `epmvg-pretrain-visual`. Returns the exit status."""
-    return run_command(
-        "epmvg-pretrain-visual", lambda arguments: pretrain(parse_args(arguments)) and None, argv,
-        expected=(EpmVGNonFiniteLossError,),
-    )  # fmt: skip
+    return run_command("epmvg-pretrain-visual", run, argv, expected=(EpmVGNonFiniteLossError,))
 
 
 __all__ = ["dense_accuracy", "main", "parse_args", "pretrain", "pretraining_config", "unique_scenes"]

@@ -70,9 +70,14 @@ def generate(args: argparse.Namespace) -> dict:
     return baselines
 
 
+def run(argv: list[str]) -> int:
+    generate(parse_args(argv))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point `epmvg-synthetic-data`. Returns the exit status."""
-    return run_command("epmvg-synthetic-data", lambda arguments: generate(parse_args(arguments)) and None, argv)
+    return run_command("epmvg-synthetic-data", run, argv)
 
 
 __all__ = ["generate", "main", "parse_args"]
