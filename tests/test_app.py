@@ -42,12 +42,15 @@ TIMEOUT_MS = 60_000
 SCREENSHOT_ENV = "EPMVG_APP_SCREENSHOT"
 # set to a model folder (e.g. demo_output/model) to run the app tests on it instead of the tiny random model
 MODEL_ENV = "EPMVG_APP_MODEL"
-# the Space's interpreter: the repository's packages cannot be imported, only gradio, torch and transformers are used
+# the Space's interpreter: the repository's packages cannot be imported (`processing` is the Space's own copy of three
+# files), only gradio, torch and transformers are used
 SPACE_LAUNCHER = textwrap.dedent(
     """
-    import runpy, sys
-    for name in ("modeling_epmvg", "processing", "scripts"):
+    import os, runpy, sys
+    for name in ("modeling_epmvg", "scripts"):
         sys.modules[name] = None  # any import of them now fails
+    import processing
+    assert processing.__file__.startswith(os.getcwd()), processing.__file__
     runpy.run_path("app.py", run_name="__main__")
     """
 )
@@ -238,15 +241,27 @@ def test_written_space_runs_without_the_repository_and_gives_the_same_boxes(
 ):
     space = tmp_path / "space"
     assert main(["--model", str(model_dir), "--write-space", str(space), "--examples", "2"]) == 0
-    assert {"app.py", "requirements.txt", "README.md", "grounding_interface.py", "visualization.py"} <= {
+    copied = [
+        "processing/app/interface.py",
+        "processing/data/visualization.py",
+        "processing/image_processing_epmvg.py",
+    ]
+    assert {"app.py", "requirements.txt", "README.md", "space_settings.json"} <= {
         path.name for path in space.iterdir()
+    }
+    for path in copied:  # as they are in the repository
+        assert (space / path).read_text() == (REPO_ROOT / path).read_text()
+    assert {str(path.relative_to(space)) for path in space.rglob("*.py")} == {
+        "app.py",
+        *copied,
+        "processing/__init__.py",
+        "processing/app/__init__.py",
+        "processing/data/__init__.py",
     }
     readme = (space / "README.md").read_text()
     assert readme.startswith("---\n") and "\nsdk: gradio\n" in readme and "\napp_file: app.py\n" in readme
     requirements = (space / "requirements.txt").read_text().split()
     assert [line.split("=")[0].split(">")[0] for line in requirements] == ["torch", "transformers"]
-    page_module = (space / "grounding_interface.py").read_text()
-    assert "from visualization import draw_boxes" in page_module and "from processing" not in page_module
     settings = json.loads((space / "space_settings.json").read_text())
     assert settings["model"] == str(model_dir) and len(settings["examples"]) == 2
 

@@ -2,8 +2,8 @@
 """
 The Gradio page of the grounding app: an image and expressions in, the boxes drawn with a legend and as JSON out.
 
-This file is also copied into the Hugging Face Space that `epmvg-app --write-space` writes, so it imports only
-gradio, PIL and the drawing module (copied beside it there).
+This file is also copied, as it is, into the Hugging Face Space that `epmvg-app --write-space` writes, so it imports
+only gradio, PIL and the drawing module (copied there too).
 """
 
 import html

@@ -1,6 +1,7 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """`epmvg-app --write-space DIR`: a folder ready to push as a Hugging Face Space, independent of this repository."""
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -16,9 +17,9 @@ from . import interface
 from .examples import write_synthetic_examples
 
 
-INTERFACE_MODULE = "grounding_interface"
-# the Space's app.py, kept as a module file of this package but never imported here (it imports INTERFACE_MODULE)
+# the Space's app.py, kept as a module file of this package but never imported here (it imports the page module)
 SPACE_APP = Path(__file__).with_name("space_app.py")
+PACKAGE_ROOT = Path(image_processing_epmvg.__file__).resolve().parent.parent
 
 README = """---
 title: EpmVG visual grounding
@@ -40,30 +41,52 @@ distillation) finds one box per expression. Model: `{model}` (loaded with
 epmvg's synthetic benchmark.
 """
 
+# copied as they are, at their paths in this repository: the page, the drawing code and the image-mode conversion
+# it uses (together they need only gradio, PIL, numpy, torch and transformers)
+SPACE_MODULES = (interface, visualization, image_processing_epmvg)
+PACKAGE_DOCSTRING = '"""The files of epmvg that the Space runs, copied as they are by `epmvg-app --write-space`."""\n'
 
-# copied flat beside app.py: the drawing code and the image-mode conversion it uses (both need only PIL, numpy, torch)
-FLAT_DEPENDENCIES = (visualization, image_processing_epmvg)
+
+def _package_imports(path: Path) -> set[str]:
+    """The modules of this repository's packages that the file at `path` imports, as dotted names."""
+    package = ".".join(path.relative_to(PACKAGE_ROOT).parent.parts)
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            name = node.module if not node.level else f"{base}.{node.module}" if node.module else base
+            if name.split(".")[0] in ("processing", "modeling_epmvg"):
+                imported.add(name)
+        elif isinstance(node, ast.Import):
+            imported |= {
+                alias.name for alias in node.names if alias.name.split(".")[0] in ("processing", "modeling_epmvg")
+            }
+    return imported
 
 
-def _flat_copy(module, destination: Path) -> None:
-    """Copies a module's source to `destination`, importing its flat-copied dependencies from beside it."""
-    source = Path(module.__file__).read_text()
-    for dependency in FLAT_DEPENDENCIES:
-        stem = Path(dependency.__file__).stem
-        for package_import in (f"from {dependency.__name__} import", f"from ..{stem} import", f"from .{stem} import"):
-            source = source.replace(package_import, f"from {stem} import")
-    package_imports = ("from .", "from processing", "import processing")
-    leftover = [line for line in source.splitlines() if line.startswith(package_imports)]
-    if leftover:
-        raise RuntimeError(f"{module.__file__} imports {leftover}, which the Space does not carry: copy it flat too.")
-    destination.write_text(source)
+def _copy_modules(folder: Path) -> None:
+    """Copies SPACE_MODULES to their repository paths under `folder`, each package with a docstring-only __init__."""
+    carried = {module.__name__ for module in SPACE_MODULES}
+    for module in SPACE_MODULES:
+        source = Path(module.__file__).resolve()
+        missing = _package_imports(source) - carried
+        if missing:
+            raise RuntimeError(
+                f"{source} imports {sorted(missing)}, which the Space does not carry: add it to SPACE_MODULES."
+            )
+        destination = folder / source.relative_to(PACKAGE_ROOT)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+        for package in destination.relative_to(folder).parents:
+            if package != Path("."):
+                (folder / package / "__init__.py").write_text(PACKAGE_DOCSTRING)
 
 
 def write_space(folder: str | Path, model: str, num_examples: int = 4) -> Path:
     """
-    Writes a Hugging Face Space for the grounding app: app.py (loads `model` with `trust_remote_code=True`),
-    the page and drawing modules, requirements.txt, README.md with the Space's YAML header, and example images.
-    Nothing in it imports this repository's packages.
+    Writes a Hugging Face Space for the grounding app: app.py (the `"visual-grounding"` pipeline of `model` with
+    `trust_remote_code=True`), the page and drawing modules copied as they are, requirements.txt, README.md with the
+    Space's YAML header, and example images. Nothing in it imports this repository's installed packages.
 
     Args:
         folder (`str` or `Path`):
@@ -79,9 +102,7 @@ def write_space(folder: str | Path, model: str, num_examples: int = 4) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SPACE_APP, folder / "app.py")
-    _flat_copy(interface, folder / f"{INTERFACE_MODULE}.py")
-    for dependency in FLAT_DEPENDENCIES:
-        _flat_copy(dependency, folder / Path(dependency.__file__).name)
+    _copy_modules(folder)
     examples = write_synthetic_examples(folder / "examples", num_examples)
     settings = {"model": model, "examples": [(str(Path(path).relative_to(folder)), text) for path, text in examples]}
     (folder / "space_settings.json").write_text(json.dumps(settings, indent=2) + "\n")

@@ -3,17 +3,18 @@
 The app.py of the Hugging Face Space that `epmvg-app --write-space` writes: the grounding app over an EpmVG model
 loaded by Hub id with `trust_remote_code=True`, needing only gradio, torch and transformers.
 
-The model's code and processor come from the model repository. `EPMVG_MODEL` overrides the model id. This file
-only runs inside the Space (it imports the page module written beside it), never as part of the package.
+The pipeline's, the model's and the processor's code come from the model repository; the page and drawing modules
+are copies of this repository's files at their own paths (`processing/app/interface.py`, ...), written beside this
+file. `EPMVG_MODEL` overrides the model id. This file only runs inside the Space, never as part of the package.
 """
 
 import json
 import os
 from pathlib import Path
 
-import torch
-from grounding_interface import build_interface, launch, open_image
-from transformers import AutoModel, AutoProcessor
+from transformers import pipeline
+
+from processing.app.interface import build_interface, launch, open_image
 
 
 HERE = Path(__file__).resolve().parent
@@ -21,26 +22,13 @@ HERE = Path(__file__).resolve().parent
 SETTINGS = json.loads((HERE / "space_settings.json").read_text())
 MODEL_ID = os.environ.get("EPMVG_MODEL", SETTINGS["model"])
 
-model = AutoModel.from_pretrained(MODEL_ID, trust_remote_code=True).eval()
-processor = AutoProcessor.from_pretrained(MODEL_ID, trust_remote_code=True)
+# the model repository's own pipeline, model and processor code (its config names the pipeline file)
+grounder = pipeline("visual-grounding", model=MODEL_ID, trust_remote_code=True)
 
 
 def ground(image_path: str, expressions: list[str]) -> list[dict]:
-    """One box per expression in pixels of the image: model, processor and its post-processing."""
-    image = open_image(image_path)
-    inputs = processor(images=[image] * len(expressions), text=expressions, return_tensors="pt")
-    with torch.inference_mode():
-        outputs = model(**inputs)
-    sizes = [(image.height, image.width)] * len(expressions)
-    results = processor.post_process_visual_grounding(outputs, target_sizes=sizes)
-    return [
-        {
-            "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), result["boxes"][0].tolist())),
-            "score": result["scores"][0].item(),
-            "expression": expression,
-        }
-        for result, expression in zip(results, expressions)
-    ]
+    """One box per expression, in the pipeline's output format (pixels of the image, as the viewer shows it)."""
+    return grounder(open_image(image_path), expressions)
 
 
 examples = [(str(HERE / path), text) for path, text in SETTINGS["examples"]]
