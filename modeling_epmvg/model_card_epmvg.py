@@ -3,11 +3,13 @@
 
 import os
 import re
+from importlib import resources
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
-TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model_card.md")
+# the repository's top-level model_card.md, shipped as package data through the link modeling_epmvg/model_card.md
+TEMPLATE = resources.files(__package__) / "model_card.md"
 
 
 # the Hub has no visual-grounding task: custom-code models whose task has no Hub pipeline are tagged "other"
@@ -89,7 +91,7 @@ def write_model_card(
     )
     card = ModelCard.from_template(
         card_data,
-        template_path=TEMPLATE,
+        template_str=TEMPLATE.read_text(encoding="utf-8"),
         model_name=repo_id,
         repo_id=repo_id,
         image_size=config.image_size,
