@@ -75,8 +75,9 @@ class EpmVGConfig(PreTrainedConfig):
         max_text_len (`int`, *optional*, defaults to 20):
             Number of text slots (the tokenizer pads or truncates to it). TransVG uses 40 for RefCOCOg.
         freeze_backbone_stages (`int`, *optional*, defaults to 1):
-            Number of backbone stages kept frozen together with the stem (TransVG: 1, i.e. conv1 and layer1); 0 trains
-            the whole backbone (e.g. when it starts from random weights).
+            Number of backbone stages kept frozen together with the stem, by the backbone's own `stage_names` (stem =
+            the embeddings, then stage1, ...; TransVG: 1, i.e. ResNet's conv1 and layer1, or a Swin's patch
+            embedding and first stage); 0 trains the whole backbone (e.g. when it starts from random weights).
         position_embedding_temperature (`float`, *optional*, defaults to 10000):
             Temperature of the sine position encoding of the visual tokens.
         init_std (`float`, *optional*, defaults to 1.0):

@@ -29,6 +29,13 @@ def public_name(name: str) -> str:
     return hub_id(name) or os.path.basename(os.path.normpath(name))
 
 
+def backbone_summary(backbone_config) -> str:
+    """The backbone's type and stage widths (ResNet, ConvNeXt), or its stage depths (Swin has no widths list)."""
+    widths = getattr(backbone_config, "hidden_sizes", None)
+    sizes = ", ".join(map(str, widths)) if widths else "depths " + ", ".join(map(str, backbone_config.depths))
+    return f"{backbone_config.model_type} ({sizes})"
+
+
 def is_project_card(path: str) -> bool:
     """Whether `path` is a model card written by [`write_model_card`] (not the Trainer's generic one)."""
     return os.path.isfile(path) and "epmvg" in (ModelCard.load(path).data.tags or [])
@@ -96,7 +103,7 @@ def write_model_card(
         repo_id=repo_id,
         image_size=config.image_size,
         max_text_len=config.max_text_len,
-        backbone=f"{config.backbone_config.model_type} ({', '.join(map(str, config.backbone_config.hidden_sizes))})",
+        backbone=backbone_summary(config.backbone_config),
         text_encoder=f"{config.text_config.model_type}, {config.text_config.num_hidden_layers} layers, "
         f"width {config.text_config.hidden_size}",
         d_model=config.d_model,

@@ -185,12 +185,52 @@ class EpmVGConvEncoder(nn.Module):
                     module.inplace = True
 
     def freeze_stages(self, num_stages: int) -> None:
-        """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1); 0 freezes nothing."""
-        stages = tuple(f"encoder.stages.{index}." for index in range(num_stages))
-        frozen_prefixes = ("embedder.", *stages) if num_stages > 0 else ()
-        for name, parameter in self.model.named_parameters():
-            if name.startswith(frozen_prefixes):
-                parameter.requires_grad_(False)
+        """
+        Freezes the stem and the first `num_stages` stages, by the backbone's own `stage_names` (TransVG: 1, the
+        stem and ResNet's layer1); 0 freezes nothing. Parameters the output feature map never reads (the stages after
+        the output one, a Swin's final layer norm) are frozen too: they would never get a gradient.
+        """
+        stem, stages = self._stem_and_stages()
+        if stages is None and num_stages > 0:
+            raise ValueError(
+                f"EpmVG cannot find the stem and the stages of this {self.model.config.model_type!r} backbone (it "
+                "knows transformers' ResNet, Swin and ConvNeXt layouts): set freeze_backbone_stages=0 and freeze its "
+                "parameters yourself."
+            )
+        stages = stages or []
+        if num_stages > len(stages):
+            raise ValueError(
+                f"freeze_backbone_stages={num_stages}, but the backbone has {len(stages)} stages "
+                f"({self.model.stage_names[1:]}): pick at most {len(stages)}."
+            )
+        last_output_stage = self.model.stage_names.index(self.model.out_features[-1])
+        frozen = ([stem, *stages[:num_stages]] if num_stages > 0 else []) + list(stages[last_output_stage:])
+        for module in frozen + self._unread_modules():
+            module.requires_grad_(False)
+
+    def _stem_and_stages(self) -> tuple[nn.Module | None, list[nn.Module] | None]:
+        """
+        The backbone's stem (`embedder` / `embeddings`) and its stages (`encoder.stages` / `encoder.layers`), one per
+        name after "stem" in `stage_names`: the layout of transformers' ResNet, Swin, ConvNeXt and their kin.
+        `(None, None)` for another layout.
+        """
+        modules = dict(self.model.named_modules())
+        num_stages = len(self.model.stage_names) - 1
+        stem = next((modules[name] for name in modules if name.split(".")[-1] in ("embedder", "embeddings")), None)
+        stages = next(
+            (
+                list(modules[name])
+                for name in modules
+                if name.endswith(("encoder.stages", "encoder.layers")) and len(modules[name]) == num_stages
+            ),
+            None,
+        )
+        return (stem, stages) if stem is not None and stages is not None else (None, None)
+
+    def _unread_modules(self) -> list[nn.Module]:
+        """Modules the backbone computes but its feature maps do not read (a Swin's final layer norm)."""
+        inner = getattr(self.model, self.model.base_model_prefix, None)
+        return [inner.layernorm] if isinstance(getattr(inner, "layernorm", None), nn.LayerNorm) else []
 
     def _resnet_blocks(self) -> tuple[list[nn.Module] | None, int]:
         """

@@ -142,8 +142,8 @@ def detr_transformer_shapes() -> dict[str, tuple]:
             shapes |= _attention(f"{prefix}.self_attn") | _layer_norm(f"{prefix}.self_attn_layer_norm")
             if stack == "decoder":
                 shapes |= _attention(f"{prefix}.encoder_attn") | _layer_norm(f"{prefix}.encoder_attn_layer_norm")
-            shapes |= _linear(f"{prefix}.fc1", DETR_FFN, DETR_D_MODEL) | _linear(f"{prefix}.fc2", DETR_D_MODEL, DETR_FFN)
-            shapes |= _layer_norm(f"{prefix}.final_layer_norm")
+            shapes |= _linear(f"{prefix}.fc1", DETR_FFN, DETR_D_MODEL)
+            shapes |= _linear(f"{prefix}.fc2", DETR_D_MODEL, DETR_FFN) | _layer_norm(f"{prefix}.final_layer_norm")
     return shapes
 
 

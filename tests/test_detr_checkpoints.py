@@ -20,14 +20,16 @@ VISUAL_BRANCH = ("model.backbone.", "model.vision_encoder.", "model.input_projec
 LEFT_OUT = ("model.decoder.", "model.query_position_embeddings.", "class_labels_classifier.", "bbox_predictor.")
 SMALL = dict(image_size=64, max_text_len=8, fusion_layers=1, fusion_ffn_dim=64)
 HUB_BACKBONE = "model.backbone.conv_encoder.model."
+EPMVG_BACKBONE = "model.backbone.model."
+SHORTCUT = "encoder.stages.0.layers.0.shortcut"
 # the keys the issue names, under the main revision's torchvision/timm names -> EpmVG's names
 TIMM_KEYS = {
-    f"{HUB_BACKBONE}conv1.weight": "model.backbone.model.embedder.embedder.convolution.weight",
-    f"{HUB_BACKBONE}bn1.running_var": "model.backbone.model.embedder.embedder.normalization.running_var",
-    f"{HUB_BACKBONE}layer3.5.conv3.weight": "model.backbone.model.encoder.stages.2.layers.5.layer.2.convolution.weight",
-    f"{HUB_BACKBONE}layer1.0.downsample.0.weight": "model.backbone.model.encoder.stages.0.layers.0.shortcut.convolution.weight",
-    f"{HUB_BACKBONE}layer1.0.downsample.1.bias": "model.backbone.model.encoder.stages.0.layers.0.shortcut.normalization.bias",
-}  # fmt: skip
+    f"{HUB_BACKBONE}conv1.weight": f"{EPMVG_BACKBONE}embedder.embedder.convolution.weight",
+    f"{HUB_BACKBONE}bn1.running_var": f"{EPMVG_BACKBONE}embedder.embedder.normalization.running_var",
+    f"{HUB_BACKBONE}layer3.5.conv3.weight": f"{EPMVG_BACKBONE}encoder.stages.2.layers.5.layer.2.convolution.weight",
+    f"{HUB_BACKBONE}layer1.0.downsample.0.weight": f"{EPMVG_BACKBONE}{SHORTCUT}.convolution.weight",
+    f"{HUB_BACKBONE}layer1.0.downsample.1.bias": f"{EPMVG_BACKBONE}{SHORTCUT}.normalization.bias",
+}
 ENCODER_KEYS = {
     "model.encoder.layers.3.self_attn.q_proj.weight": "model.vision_encoder.layers.3.self_attn.q_proj.weight",
     "model.encoder.layers.3.self_attn.out_proj.weight": "model.vision_encoder.layers.3.self_attn.o_proj.weight",
@@ -71,7 +73,7 @@ def test_hub_detr_initializes_backbone_encoder_and_input_projection_value_for_va
         )
     loaded = model.state_dict()
     backbone_keys = dict(TIMM_KEYS) if layout == "timm" else {
-        name: f"model.backbone.model.{name[len(HUB_BACKBONE):]}" for name in source if name.startswith(HUB_BACKBONE)
+        name: EPMVG_BACKBONE + name[len(HUB_BACKBONE):] for name in source if name.startswith(HUB_BACKBONE)
     }  # fmt: skip
     for source_name, name in (backbone_keys | ENCODER_KEYS).items():
         assert torch.equal(loaded[name], source[source_name]), name
