@@ -196,13 +196,7 @@ class EpmVGConfig(PreTrainedConfig):
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
         """Reads a saved config and refuses checkpoints of another model type instead of building a random model."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        model_type = config_dict.get("model_type", cls.model_type)
-        if model_type != cls.model_type:
-            raise ValueError(
-                f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint, not an EpmVG one: load it with "
-                "its own class, or build EpmVG from pretrained parts with "
-                "EpmVGForVisualGrounding.from_backbone_text_pretrained(...)."
-            )
+        check_model_type(config_dict.get("model_type", cls.model_type), pretrained_model_name_or_path)
         return config_dict, kwargs
 
     def validate_architecture(self):
@@ -252,4 +246,17 @@ class EpmVGConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["EpmVGConfig"]
+def check_model_type(model_type: str, name_or_path) -> None:
+    """
+    Refuses a checkpoint of another model type by name: transformers only warns, then builds a random EpmVG (or,
+    through the Auto classes, that other model, which fails later with a deep traceback).
+    """
+    if model_type != EpmVGConfig.model_type:
+        raise ValueError(
+            f"{str(name_or_path)!r} holds a {model_type!r} checkpoint, not an EpmVG one: give the folder or Hub id "
+            "of a model saved by epmvg-train, epmvg-convert-transvg or save_pretrained, or build EpmVG from "
+            "pretrained parts with EpmVGForVisualGrounding.from_backbone_text_pretrained(...)."
+        )
+
+
+__all__ = ["EpmVGConfig", "check_model_type"]
