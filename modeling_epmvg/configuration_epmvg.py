@@ -75,8 +75,9 @@ class EpmVGConfig(PreTrainedConfig):
         max_text_len (`int`, *optional*, defaults to 20):
             Number of text slots (the tokenizer pads or truncates to it). TransVG uses 40 for RefCOCOg.
         freeze_backbone_stages (`int`, *optional*, defaults to 1):
-            Number of backbone stages kept frozen together with the stem (TransVG: 1, i.e. conv1 and layer1); 0 trains
-            the whole backbone (e.g. when it starts from random weights).
+            Number of backbone stages kept frozen together with the stem, by the backbone's own `stage_names` (stem =
+            the embeddings, then stage1, ...; TransVG: 1, i.e. ResNet's conv1 and layer1, or a Swin's patch
+            embedding and first stage); 0 trains the whole backbone (e.g. when it starts from random weights).
         position_embedding_temperature (`float`, *optional*, defaults to 10000):
             Temperature of the sine position encoding of the visual tokens.
         init_std (`float`, *optional*, defaults to 1.0):
@@ -195,13 +196,7 @@ class EpmVGConfig(PreTrainedConfig):
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
         """Reads a saved config and refuses checkpoints of another model type instead of building a random model."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        model_type = config_dict.get("model_type", cls.model_type)
-        if model_type != cls.model_type:
-            raise ValueError(
-                f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint, not an EpmVG one: load it with "
-                "its own class, or build EpmVG from pretrained parts with "
-                "EpmVGForVisualGrounding.from_backbone_text_pretrained(...)."
-            )
+        check_model_type(config_dict.get("model_type", cls.model_type), pretrained_model_name_or_path)
         return config_dict, kwargs
 
     def validate_architecture(self):
@@ -251,4 +246,17 @@ class EpmVGConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["EpmVGConfig"]
+def check_model_type(model_type: str, name_or_path) -> None:
+    """
+    Refuses a checkpoint of another model type by name: transformers only warns, then builds a random EpmVG (or,
+    through the Auto classes, that other model, which fails later with a deep traceback).
+    """
+    if model_type != EpmVGConfig.model_type:
+        raise ValueError(
+            f"{str(name_or_path)!r} holds a {model_type!r} checkpoint, not an EpmVG one: give the folder or Hub id "
+            "of a model saved by epmvg-train, epmvg-convert-transvg or save_pretrained, or build EpmVG from "
+            "pretrained parts with EpmVGForVisualGrounding.from_backbone_text_pretrained(...)."
+        )
+
+
+__all__ = ["EpmVGConfig", "check_model_type"]

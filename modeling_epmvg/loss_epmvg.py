@@ -1,6 +1,10 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """EpmVG losses as pure functions: box regression (smooth-L1 or L1) + GIoU, the cross-modal distillation loss, and the
-training-only auxiliary terms (dense visual prediction, target token)."""
+training-only auxiliary terms (dense visual prediction, target token).
+
+Every loss computes in float32 whatever its inputs' dtype, so a bf16 / fp16 (autocast) run keeps the GIoU's divisions
+and the cosine's normalization exact: the inputs are cast first, and the element-wise operations that follow are not
+ones autocast lowers."""
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +76,7 @@ def grounding_loss(pred_boxes: torch.Tensor, labels: torch.Tensor, config) -> tu
     Returns:
         `tuple(torch.Tensor, dict)`: the weighted total and the unweighted terms `{"loss_bbox", "loss_giou"}`.
     """
-    labels = labels.to(pred_boxes.dtype)
+    pred_boxes, labels = pred_boxes.float(), labels.float()
     loss_dict = {
         "loss_bbox": box_regression_loss(pred_boxes, labels, config.bbox_loss, config.smooth_l1_beta),
         "loss_giou": generalized_box_iou_loss(center_to_corners(pred_boxes), center_to_corners(labels)),
@@ -103,7 +107,8 @@ def distillation_loss(
             f"Student and teacher batch sizes differ ({student_embeds.shape[0]} vs {teacher_embeds.shape[0]}): "
             "teacher inputs must come from the same examples as the student inputs."
         )
-    teacher = F.adaptive_avg_pool1d(teacher_embeds.to(student_embeds.dtype).unsqueeze(1), student_embeds.shape[-1])
+    student_embeds, teacher_embeds = student_embeds.float(), teacher_embeds.float()
+    teacher = F.adaptive_avg_pool1d(teacher_embeds.unsqueeze(1), student_embeds.shape[-1])
     teacher = teacher.squeeze(1)
     if kind == "cosine":
         return (1 - F.cosine_similarity(student_embeds, teacher, dim=-1)).mean()
@@ -140,7 +145,7 @@ def dense_prediction_loss(
             f"classes {attribute_classes}; got {logits.shape[-1]} and {dense_labels.shape[-1]}: build the labels with "
             "the same attributes as the config's `dense_attribute_classes`."
         )
-    dense_labels = dense_labels.to(logits.dtype)
+    logits, dense_labels = logits.float(), dense_labels.float()
     has_object = dense_labels[..., 4] >= 0
     objectness = F.binary_cross_entropy_with_logits(logits[..., 0], has_object.to(logits.dtype))
     object_logits, object_labels = logits[has_object], dense_labels[has_object]
@@ -180,6 +185,7 @@ def target_token_loss(
     """
     if scores.shape[-1] != grid_size * grid_size:
         raise ValueError(f"Expected {grid_size * grid_size} visual token scores, got {scores.shape[-1]}.")
+    scores = scores.float()
     if visual_mask is not None:
         scores = scores.masked_fill(~visual_mask, torch.finfo(scores.dtype).min)
     return F.cross_entropy(scores, target_cells(labels, grid_size))

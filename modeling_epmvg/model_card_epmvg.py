@@ -3,11 +3,13 @@
 
 import os
 import re
+from importlib import resources
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
-TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model_card.md")
+# the repository's top-level model_card.md, shipped as package data through the link modeling_epmvg/model_card.md
+TEMPLATE = resources.files(__package__) / "model_card.md"
 
 
 # the Hub has no visual-grounding task: custom-code models whose task has no Hub pipeline are tagged "other"
@@ -25,6 +27,13 @@ def hub_id(name: str | None) -> str | None:
 def public_name(name: str) -> str:
     """A Hub id as it is; a local path as its last component (a card must not show this machine's paths)."""
     return hub_id(name) or os.path.basename(os.path.normpath(name))
+
+
+def backbone_summary(backbone_config) -> str:
+    """The backbone's type and stage widths (ResNet, ConvNeXt), or its stage depths (Swin has no widths list)."""
+    widths = getattr(backbone_config, "hidden_sizes", None)
+    sizes = ", ".join(map(str, widths)) if widths else "depths " + ", ".join(map(str, backbone_config.depths))
+    return f"{backbone_config.model_type} ({sizes})"
 
 
 def is_project_card(path: str) -> bool:
@@ -89,12 +98,12 @@ def write_model_card(
     )
     card = ModelCard.from_template(
         card_data,
-        template_path=TEMPLATE,
+        template_str=TEMPLATE.read_text(encoding="utf-8"),
         model_name=repo_id,
         repo_id=repo_id,
         image_size=config.image_size,
         max_text_len=config.max_text_len,
-        backbone=f"{config.backbone_config.model_type} ({', '.join(map(str, config.backbone_config.hidden_sizes))})",
+        backbone=backbone_summary(config.backbone_config),
         text_encoder=f"{config.text_config.model_type}, {config.text_config.num_hidden_layers} layers, "
         f"width {config.text_config.hidden_size}",
         d_model=config.d_model,

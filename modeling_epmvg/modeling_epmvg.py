@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import load_backbone
@@ -23,6 +23,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_epmvg import EpmVGConfig, with_eager_backbone
+from .detr_weights_epmvg import ConversionResult, load_detr_visual_branch
 from .loss_epmvg import dense_prediction_loss, grounding_loss, target_token_loss
 
 
@@ -184,12 +185,52 @@ class EpmVGConvEncoder(nn.Module):
                     module.inplace = True
 
     def freeze_stages(self, num_stages: int) -> None:
-        """Freezes the stem and the first `num_stages` stages (TransVG: conv1 + layer1); 0 freezes nothing."""
-        stages = tuple(f"encoder.stages.{index}." for index in range(num_stages))
-        frozen_prefixes = ("embedder.", *stages) if num_stages > 0 else ()
-        for name, parameter in self.model.named_parameters():
-            if name.startswith(frozen_prefixes):
-                parameter.requires_grad_(False)
+        """
+        Freezes the stem and the first `num_stages` stages, by the backbone's own `stage_names` (TransVG: 1, the
+        stem and ResNet's layer1); 0 freezes nothing. Parameters the output feature map never reads (the stages after
+        the output one, a Swin's final layer norm) are frozen too: they would never get a gradient.
+        """
+        stem, stages = self._stem_and_stages()
+        if stages is None and num_stages > 0:
+            raise ValueError(
+                f"EpmVG cannot find the stem and the stages of this {self.model.config.model_type!r} backbone (it "
+                "knows transformers' ResNet, Swin and ConvNeXt layouts): set freeze_backbone_stages=0 and freeze its "
+                "parameters yourself."
+            )
+        stages = stages or []
+        if num_stages > len(stages):
+            raise ValueError(
+                f"freeze_backbone_stages={num_stages}, but the backbone has {len(stages)} stages "
+                f"({self.model.stage_names[1:]}): pick at most {len(stages)}."
+            )
+        last_output_stage = self.model.stage_names.index(self.model.out_features[-1])
+        frozen = ([stem, *stages[:num_stages]] if num_stages > 0 else []) + list(stages[last_output_stage:])
+        for module in frozen + self._unread_modules():
+            module.requires_grad_(False)
+
+    def _stem_and_stages(self) -> tuple[nn.Module | None, list[nn.Module] | None]:
+        """
+        The backbone's stem (`embedder` / `embeddings`) and its stages (`encoder.stages` / `encoder.layers`), one per
+        name after "stem" in `stage_names`: the layout of transformers' ResNet, Swin, ConvNeXt and their kin.
+        `(None, None)` for another layout.
+        """
+        modules = dict(self.model.named_modules())
+        num_stages = len(self.model.stage_names) - 1
+        stem = next((modules[name] for name in modules if name.split(".")[-1] in ("embedder", "embeddings")), None)
+        stages = next(
+            (
+                list(modules[name])
+                for name in modules
+                if name.endswith(("encoder.stages", "encoder.layers")) and len(modules[name]) == num_stages
+            ),
+            None,
+        )
+        return (stem, stages) if stem is not None and stages is not None else (None, None)
+
+    def _unread_modules(self) -> list[nn.Module]:
+        """Modules the backbone computes but its feature maps do not read (a Swin's final layer norm)."""
+        inner = getattr(self.model, self.model.base_model_prefix, None)
+        return [inner.layernorm] if isinstance(getattr(inner, "layernorm", None), nn.LayerNorm) else []
 
     def _resnet_blocks(self) -> tuple[list[nn.Module] | None, int]:
         """
@@ -725,6 +766,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         text_model_name_or_path: str,
         pretrained_kwargs: dict | None = None,
         text_config_kwargs: dict | None = None,
+        backbone_pretrained_kwargs: dict | None = None,
         **config_kwargs,
     ) -> "EpmVGForVisualGrounding":
         r"""
@@ -733,9 +775,10 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
 
         Args:
             backbone_model_name_or_path (`str`, *optional*):
-                Hub id or local folder of an `AutoBackbone`-loadable vision model (e.g. a ResNet; its last stage is
-                used), of a DETR checkpoint with a transformers backbone, whose backbone, encoder and input
-                projection then initialize the whole visual branch (TransVG's initialization), or of an
+                Hub id or local folder of an `AutoBackbone`-loadable vision model (a ResNet, Swin, ConvNeXt, ...; its
+                last stage is used), of a transformers DETR checkpoint (timm or no_timm layout, e.g.
+                `facebook/detr-resnet-50`), whose ResNet, encoder and input projection then initialize the whole
+                visual branch (TransVG's initialization; its decoder and heads are left out), or of an
                 [`EpmVGForVisualPretraining`] checkpoint (the whole visual branch, and the dense head when the
                 config turns the dense auxiliary term on). `None` keeps the visual branch random (built from
                 `backbone_config` in `config_kwargs`, or ResNet-50).
@@ -745,6 +788,9 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
                 Passed to every `from_pretrained` call (`revision`, `cache_dir`, `local_files_only`, ...).
             text_config_kwargs (`dict`, *optional*):
                 Overrides of the text encoder's config, e.g. `{"num_hidden_layers": 2}` keeps its first two layers.
+            backbone_pretrained_kwargs (`dict`, *optional*):
+                Passed to the visual checkpoint's loading only, over `pretrained_kwargs`: e.g. `{"revision":
+                "no_timm"}` picks a revision of the DETR repo without asking the text encoder's repo for it.
             config_kwargs:
                 Other [`EpmVGConfig`] fields (`image_size`, `max_text_len`, `fusion_layers`, ...).
 
@@ -761,12 +807,13 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
             text_model_name_or_path, add_pooling_layer=False, **pretrained_kwargs, **(text_config_kwargs or {})
         )
         weights = {f"model.text_backbone.{k}": v for k, v in text_model.state_dict().items()}
-        vision_weights = {}
+        vision = ConversionResult()
         if backbone_model_name_or_path is not None:
-            vision_weights, vision_config_kwargs = _pretrained_visual_branch(
-                backbone_model_name_or_path, pretrained_kwargs
+            vision, vision_config_kwargs = _pretrained_visual_branch(
+                backbone_model_name_or_path, pretrained_kwargs | (backbone_pretrained_kwargs or {})
             )
             config_kwargs = vision_config_kwargs | config_kwargs
+        vision_weights = vision.state_dict
         model = cls(EpmVGConfig(text_config=text_model.config, **config_kwargs))
         if model.dense_head is None:
             # a pretraining checkpoint's dense head is only wanted by the dense auxiliary term
@@ -774,11 +821,13 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         missing, unexpected = model.load_state_dict(weights | vision_weights, strict=False)
         if unexpected:
             raise ValueError(f"Pretrained weights that fit nowhere in EpmVG: {unexpected[:10]}")
+        left_out = ", ".join(f"{reason} ({count} tensors)" for reason, count in vision.skipped_by_reason().items())
         logger.warning(
-            "EpmVG built from pretrained parts; from %s: %s; from %s: text_backbone; newly initialized (train them): "
-            "%s",
+            "EpmVG built from pretrained parts; from %s: %s (left out: %s); from %s: text_backbone; newly initialized "
+            "(train them): %s",
             backbone_model_name_or_path or "nowhere (random visual branch)",
             ", ".join(_module_names(vision_weights)) or "-",
+            left_out or "nothing",
             text_model_name_or_path,
             ", ".join(_module_names(missing)),
         )
@@ -962,22 +1011,25 @@ def _module_names(parameter_names) -> list[str]:
     return sorted({name.removeprefix("model.").split(".")[0] for name in parameter_names})
 
 
-def _pretrained_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dict, dict]:
+def _pretrained_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[ConversionResult, dict]:
     """
-    Weights (named inside `EpmVGForVisualGrounding`) and config fields of a pretrained backbone, DETR checkpoint or
-    [`EpmVGForVisualPretraining`] checkpoint.
+    Weights (named inside `EpmVGForVisualGrounding`, with the tensors left out and why) and config fields of a
+    pretrained backbone, DETR checkpoint or [`EpmVGForVisualPretraining`] checkpoint.
     """
-    vision_config = AutoConfig.from_pretrained(name_or_path, **pretrained_kwargs)
-    if vision_config.model_type == "detr":
-        return _detr_visual_branch(name_or_path, pretrained_kwargs)
-    if vision_config.model_type == EpmVGConfig.model_type:
+    # read as a dict: a DETR config with a timm backbone would make transformers build a timm one
+    config_dict, _ = PreTrainedConfig.get_config_dict(name_or_path, **pretrained_kwargs)
+    if config_dict.get("model_type") == "detr":
+        return load_detr_visual_branch(name_or_path, **pretrained_kwargs)
+    if config_dict.get("model_type") == EpmVGConfig.model_type:
         pretrained = EpmVGForVisualPretraining.from_pretrained(name_or_path, **pretrained_kwargs)
-        return pretrained.state_dict(), {name: getattr(pretrained.config, name) for name in VISUAL_BRANCH_FIELDS}
+        fields = {name: getattr(pretrained.config, name) for name in VISUAL_BRANCH_FIELDS}
+        return ConversionResult(state_dict=pretrained.state_dict()), fields
+    vision_config = AutoConfig.from_pretrained(name_or_path, **pretrained_kwargs)
     backbone = _backbone_class(vision_config).from_pretrained(
         name_or_path, out_features=[vision_config.stage_names[-1]], **pretrained_kwargs
     )
     weights = {f"model.backbone.model.{k}": v for k, v in backbone.state_dict().items()}
-    return weights, {"backbone_config": backbone.config}
+    return ConversionResult(state_dict=weights), {"backbone_config": backbone.config}
 
 
 def _backbone_class(vision_config) -> type[PreTrainedModel]:
@@ -985,34 +1037,9 @@ def _backbone_class(vision_config) -> type[PreTrainedModel]:
     if type(vision_config) not in MODEL_FOR_BACKBONE_MAPPING:
         raise ValueError(
             f"A {vision_config.model_type!r} checkpoint has no transformers backbone class: pass a backbone "
-            "checkpoint (e.g. a ResNet such as microsoft/resnet-50) or a DETR checkpoint."
+            "checkpoint (e.g. a ResNet such as microsoft/resnet-50, or a Swin) or a DETR checkpoint."
         )
     return MODEL_FOR_BACKBONE_MAPPING[type(vision_config)]
-
-
-def _detr_visual_branch(name_or_path: str, pretrained_kwargs: dict) -> tuple[dict, dict]:
-    """Weights and config fields of EpmVG's visual branch taken from a transformers DETR checkpoint."""
-    from transformers import DetrModel
-
-    detr = DetrModel.from_pretrained(name_or_path, **pretrained_kwargs)
-    if not hasattr(detr.backbone.model, "stage_names"):
-        raise ValueError(
-            f"{name_or_path} uses a timm backbone, which EpmVG cannot load: convert the original DETR checkpoint with "
-            "scripts/convert_transvg.py --detr, or use a DETR checkpoint with a transformers ResNet backbone."
-        )
-    backbone_config = detr.config.backbone_config
-    backbone_config.out_features = [backbone_config.stage_names[-1]]
-    weights = {f"model.backbone.model.{k}": v for k, v in detr.backbone.model.state_dict().items()}
-    weights |= {f"model.vision_encoder.{k}": v for k, v in detr.encoder.state_dict().items()}
-    weights |= {f"model.input_projection.{k}": v for k, v in detr.input_projection.state_dict().items()}
-    config_kwargs = {
-        "backbone_config": backbone_config,
-        "d_model": detr.config.d_model,
-        "vision_encoder_layers": detr.config.encoder_layers,
-        "vision_encoder_attention_heads": detr.config.encoder_attention_heads,
-        "vision_encoder_ffn_dim": detr.config.encoder_ffn_dim,
-    }
-    return weights, config_kwargs
 
 
 def _check_labels(labels: torch.Tensor, pred_boxes: torch.Tensor) -> torch.Tensor:

@@ -328,7 +328,9 @@ class EpmVGDistillationTrainer(Trainer):
             raise ValueError(
                 f"The batch lacks {missing}: give the data collator the teacher's processor so it prepares them."
             )
-        with torch.set_grad_enabled(getattr(self.args, "unfreeze_teacher", False) and self.teacher_model.training):
+        train_teacher = getattr(self.args, "unfreeze_teacher", False) and self.teacher_model.training
+        # accelerate puts the student's forward under --bf16 / --fp16 autocast; the teacher gets the same autocast
+        with torch.set_grad_enabled(train_teacher), self.accelerator.autocast():
             return teacher_embeddings(
                 self.teacher_model,
                 teacher_inputs["teacher_pixel_values"] if "image" in wanted else None,

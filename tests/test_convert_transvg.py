@@ -11,6 +11,7 @@ from transformers import AutoModel, AutoProcessor, BertConfig, BertModel
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.commands import convert_transvg as convert
+from modeling_epmvg.detr_weights_epmvg import convert_detr_state_dict
 from processing import EpmVGProcessor
 
 from .conftest import TINY_VOCAB, frozen_parameter_names, random_inputs, tiny_tokenizer
@@ -448,7 +449,7 @@ def test_detr_checkpoint_converts_into_the_visual_branch(tmp_path):
 
     detr["transformer.encoder.layers.0.extra.weight"] = torch.zeros(1)
     with pytest.raises(ValueError, match=r"transformer\.encoder\.layers\.0\.extra\.weight"):
-        convert.convert_detr_state_dict(detr)
+        convert_detr_state_dict(detr)
 
 
 def test_detr_cli_refuses_a_transvg_checkpoint_and_vice_versa(tmp_path, capsys):

@@ -7,7 +7,7 @@ The code is this package's, or the checkpoint's own with `trust_remote_code`.
 
 from transformers import AutoConfig, AutoModel, AutoProcessor, PretrainedConfig, PreTrainedModel, pipeline
 
-from modeling_epmvg import EpmVGConfig
+from modeling_epmvg.configuration_epmvg import check_model_type
 
 
 def load_grounding_config(
@@ -24,11 +24,7 @@ def load_grounding_config(
         config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise ValueError(f"Could not load a model config from {name_or_path!r}: {error}") from error
-    if config.model_type != EpmVGConfig.model_type:
-        raise ValueError(
-            f"{name_or_path!r} holds a {config.model_type!r} checkpoint, not an EpmVG one: give the folder or Hub id "
-            "of a model saved by epmvg-train, epmvg-convert-transvg or EpmVGForVisualGrounding.save_pretrained."
-        )
+    check_model_type(config.model_type, name_or_path)
     return config
 
 

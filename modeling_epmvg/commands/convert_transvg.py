@@ -19,54 +19,31 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, AutoTokenizer, BertConfig, ResNetConfig
+from transformers import AutoModel, AutoTokenizer, BertConfig
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+from modeling_epmvg.detr_weights_epmvg import (
+    ORIGINAL_DETR,
+    TRANSVG_VISUAL_BRANCH,
+    ConversionResult,
+    convert_visual_branch_key,
+    detr_visual_branch,
+    layer_indices,
+    map_encoder_layer,
+    resnet_config_from_state_dict,
+    unmapped_key_error,
+)
 from processing import EpmVGImageProcessor, EpmVGProcessor
 
 from .cli import EpmVGArgumentParser, run_command
 
 
-TRANSVG_BACKBONE_PREFIX = "visumodel.backbone.0.body."
-DETR_BACKBONE_PREFIX = "backbone.0.body."
-BATCH_NORM_STATS = ("weight", "bias", "running_mean", "running_var")
 TRANSVG_IMAGE_SIZE = 640
 # TransVG reads the stride-32 output of ResNet's last stage (its dilated C5 variant is not supported)
 BACKBONE_STRIDE = 32
-
-
-@dataclass
-class ConversionResult:
-    """
-    Outcome of a state-dict conversion.
-
-    Args:
-        state_dict (`dict[str, torch.Tensor]`):
-            The converted tensors under EpmVGForVisualGrounding's names.
-        skipped (`dict[str, str]`):
-            Source keys intentionally left out, with the reason.
-        missing (`list[str]`):
-            Model keys the checkpoint did not provide (filled after loading into a model).
-    """
-
-    state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict:
-        reasons = {}
-        for reason in self.skipped.values():
-            reasons[reason] = reasons.get(reason, 0) + 1
-        return {
-            "converted_tensors": len(self.state_dict),
-            "skipped_tensors": reasons,
-            "missing_keys": self.missing,
-            "unexpected_keys": [],
-        }
 
 
 # ------------------------------------------------------------------------------------------------------------ loading
@@ -115,64 +92,6 @@ def load_checkpoint(path: str | Path, allow_pickle: bool = False) -> tuple[dict[
 
 # -------------------------------------------------------------------------------------------------------- key mapping
 
-_RESNET_CONV = re.compile(r"layer(\d)\.(\d+)\.(conv|bn)(\d)\.(.+)")
-_RESNET_DOWNSAMPLE = re.compile(r"layer(\d)\.(\d+)\.downsample\.([01])\.(.+)")
-_ENCODER_LAYER_RENAMES = {
-    "self_attn.out_proj.": "self_attn.o_proj.",
-    "linear1.": "mlp.fc1.",
-    "linear2.": "mlp.fc2.",
-    "norm1.": "self_attn_layer_norm.",
-    "norm2.": "final_layer_norm.",
-}
-
-
-def _unmapped(key: str, source: str) -> ValueError:
-    return ValueError(
-        f"Unmapped tensor {key!r} in the {source} checkpoint: EpmVG has no place for it. The converter handles the "
-        "official TransVG (R-50/101, BERT) and DETR-R50/101 layouts; a checkpoint of another variant needs its own "
-        "mapping."
-    )
-
-
-def map_resnet_key(key: str) -> str | None:
-    """
-    A torchvision ResNet key (`conv1.weight`, `layer2.0.bn3.running_var`, `layer3.0.downsample.0.weight`, ...) under
-    transformers' `ResNetBackbone` names, or `None` if it is not a ResNet key. `num_batches_tracked` maps to `""`.
-    """
-    if key.endswith("num_batches_tracked"):
-        return ""
-    if key.startswith(("conv1.", "bn1.")):
-        kind = "convolution" if key.startswith("conv1.") else "normalization"
-        return f"embedder.embedder.{kind}.{key.split('.', 1)[1]}"
-    if match := _RESNET_CONV.fullmatch(key):
-        stage, block, kind, index, name = match.groups()
-        kind = "convolution" if kind == "conv" else "normalization"
-        return f"encoder.stages.{int(stage) - 1}.layers.{block}.layer.{int(index) - 1}.{kind}.{name}"
-    if match := _RESNET_DOWNSAMPLE.fullmatch(key):
-        stage, block, index, name = match.groups()
-        kind = "convolution" if index == "0" else "normalization"
-        return f"encoder.stages.{int(stage) - 1}.layers.{block}.shortcut.{kind}.{name}"
-    return None
-
-
-def map_encoder_layer(key: str, tensor: torch.Tensor) -> dict[str, torch.Tensor] | None:
-    """
-    One DETR/TransVG encoder-layer tensor (`self_attn.in_proj_weight`, `linear1.bias`, `norm2.weight`, ...) under
-    [`EpmVGEncoderLayer`] names. nn.MultiheadAttention's fused `in_proj` is split into query, key and value rows.
-    Returns `None` if the key is not an encoder-layer key.
-    """
-    if key in ("self_attn.in_proj_weight", "self_attn.in_proj_bias"):
-        kind = key.rsplit("_", 1)[1]
-        if tensor.shape[0] % 3:
-            raise ValueError(f"{key} has {tensor.shape[0]} rows, not a multiple of 3 (query, key, value).")
-        query, key_, value = tensor.chunk(3, dim=0)
-        return {f"self_attn.q_proj.{kind}": query, f"self_attn.k_proj.{kind}": key_, f"self_attn.v_proj.{kind}": value}
-    for old, new in _ENCODER_LAYER_RENAMES.items():
-        if key.startswith(old) and key[len(old) :] in ("weight", "bias"):
-            return {new + key[len(old) :]: tensor}
-    return None
-
-
 def _map_bert_key(key: str, num_text_layers: int | None) -> tuple[str | None, str | None]:
     """(new key, None) for a BERT key to keep, (None, reason) for one to drop, (None, None) if unknown."""
     if key.startswith("pooler."):
@@ -186,30 +105,6 @@ def _map_bert_key(key: str, num_text_layers: int | None) -> tuple[str | None, st
         return None, None
     # pytorch-pretrained-bert < 0.6 named the LayerNorm parameters gamma / beta
     return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)), None
-
-
-def _convert_visual_branch(key: str, tensor: torch.Tensor, prefix: str, result: ConversionResult) -> bool:
-    """Maps one key of a DETR-style visual branch (`prefix` = "visumodel." or ""); False if not a visual key."""
-    if key.startswith(prefix + "backbone.0.body."):
-        new_key = map_resnet_key(key[len(prefix + "backbone.0.body.") :])
-        if new_key is None:
-            return False
-        if new_key == "":
-            result.skipped[key] = "BatchNorm num_batches_tracked counter (frozen BatchNorm has none)"
-        else:
-            result.state_dict[f"model.backbone.model.{new_key}"] = tensor
-        return True
-    if match := re.fullmatch(re.escape(prefix) + r"input_proj\.(weight|bias)", key):
-        result.state_dict[f"model.input_projection.{match.group(1)}"] = tensor
-        return True
-    if match := re.fullmatch(re.escape(prefix) + r"transformer\.encoder\.layers\.(\d+)\.(.+)", key):
-        mapped = map_encoder_layer(match.group(2), tensor)
-        if mapped is None:
-            return False
-        for name, value in mapped.items():
-            result.state_dict[f"model.vision_encoder.layers.{match.group(1)}.{name}"] = value
-        return True
-    return False
 
 
 _TRANSVG_DIRECT = {
@@ -245,7 +140,7 @@ def convert_transvg_state_dict(
     """
     result = ConversionResult()
     for key, tensor in state_dict.items():
-        if _convert_visual_branch(key, tensor, "visumodel.", result):
+        if convert_visual_branch_key(key, tensor, TRANSVG_VISUAL_BRANCH, result):
             continue
         if key in _TRANSVG_DIRECT:
             result.state_dict[_TRANSVG_DIRECT[key]] = tensor
@@ -254,96 +149,28 @@ def convert_transvg_state_dict(
         elif match := re.fullmatch(r"vl_transformer\.encoder\.layers\.(\d+)\.(.+)", key):
             mapped = map_encoder_layer(match.group(2), tensor)
             if mapped is None:
-                raise _unmapped(key, "TransVG")
+                raise unmapped_key_error(key, "TransVG")
             for name, value in mapped.items():
                 result.state_dict[f"model.fusion_encoder.layers.{match.group(1)}.{name}"] = value
         elif key.startswith("textmodel.bert."):
             new_key, reason = _map_bert_key(key[len("textmodel.bert.") :], num_text_layers)
             if new_key is None and reason is None:
-                raise _unmapped(key, "TransVG")
+                raise unmapped_key_error(key, "TransVG")
             if new_key is None:
                 result.skipped[key] = reason
             else:
                 result.state_dict[f"model.text_backbone.{new_key}"] = tensor
         else:
-            raise _unmapped(key, "TransVG")
-    return result
-
-
-_DETR_UNUSED = (
-    ("transformer.decoder.", "DETR decoder (TransVG keeps the encoder only)"),
-    ("query_embed.", "DETR object queries (unused)"),
-    ("class_embed.", "DETR class head (unused)"),
-    ("bbox_embed.", "DETR box head (unused; EpmVG's box head starts from scratch, as in TransVG)"),
-)
-
-
-def convert_detr_state_dict(state_dict: dict[str, torch.Tensor]) -> ConversionResult:
-    """
-    Map an original DETR checkpoint (`backbone.0.body.*`, `transformer.encoder.layers.N.*`, `input_proj.*`) onto
-    EpmVG's visual branch, as TransVG initializes it. The decoder and the detection heads are dropped.
-
-    Raises:
-        ValueError: naming the first tensor that is neither part of the visual branch nor a known DETR part.
-    """
-    result = ConversionResult()
-    for key, tensor in state_dict.items():
-        if _convert_visual_branch(key, tensor, "", result):
-            continue
-        reason = next((why for prefix, why in _DETR_UNUSED if key.startswith(prefix)), None)
-        if reason is None:
-            raise _unmapped(key, "DETR")
-        result.skipped[key] = reason
+            raise unmapped_key_error(key, "TransVG")
     return result
 
 
 # ------------------------------------------------------------------------------------------------------------ configs
 
 
-def _layer_indices(state_dict: dict, pattern: str) -> list[int]:
-    return sorted({int(match.group(1)) for key in state_dict if (match := re.match(pattern, key))})
-
-
-def resnet_config_from_state_dict(state_dict: dict[str, torch.Tensor], prefix: str) -> ResNetConfig:
-    """
-    The transformers [`ResNetConfig`] of a torchvision ResNet stored under `prefix` (stem width, stage widths and
-    depths, basic or bottleneck blocks). torchvision puts the stride in the 3x3 convolution (ResNet v1.5), which is
-    transformers' `downsample_in_bottleneck=False`.
-    """
-    if prefix + "conv1.weight" not in state_dict:
-        raise ValueError(f"No ResNet found under {prefix!r}: the checkpoint lacks {prefix}conv1.weight.")
-    stem = state_dict[prefix + "conv1.weight"]
-    if tuple(stem.shape[1:]) != (3, 7, 7):
-        raise ValueError(f"{prefix}conv1.weight has shape {tuple(stem.shape)}; a torchvision ResNet stem is 7x7x3.")
-    bottleneck = prefix + "layer1.0.conv3.weight" in state_dict
-    last_conv = "conv3" if bottleneck else "conv2"
-    depths, hidden_sizes = [], []
-    for stage in range(1, 5):
-        blocks = _layer_indices(state_dict, re.escape(f"{prefix}layer{stage}.") + r"(\d+)\.")
-        if not blocks:
-            raise ValueError(
-                f"The ResNet under {prefix!r} has no layer{stage}: EpmVG needs the four stride-32 stages."
-            )
-        depths.append(len(blocks))
-        hidden_sizes.append(state_dict[f"{prefix}layer{stage}.0.{last_conv}.weight"].shape[0])
-        if bottleneck and state_dict[f"{prefix}layer{stage}.0.conv1.weight"].shape[0] * 4 != hidden_sizes[-1]:
-            raise ValueError(
-                f"layer{stage} is a bottleneck of width {state_dict[f'{prefix}layer{stage}.0.conv1.weight'].shape[0]} "
-                f"for {hidden_sizes[-1]} channels: transformers' ResNet needs the standard 4x reduction."
-            )
-    return ResNetConfig(
-        embedding_size=stem.shape[0],
-        hidden_sizes=hidden_sizes,
-        depths=depths,
-        layer_type="bottleneck" if bottleneck else "basic",
-        downsample_in_bottleneck=False,
-        out_features=["stage4"],
-    )
-
-
 def _encoder_dims(state_dict: dict, prefix: str) -> tuple[int, int]:
     """(number of layers, feed-forward width) of a DETR-style encoder under `prefix`."""
-    layers = _layer_indices(state_dict, re.escape(prefix) + r"(\d+)\.")
+    layers = layer_indices(state_dict, re.escape(prefix) + r"(\d+)\.")
     if not layers:
         raise ValueError(f"No encoder layers found under {prefix!r}.")
     if layers != list(range(len(layers))):
@@ -363,7 +190,7 @@ def bert_config_from_state_dict(
     """
     embeddings = state_dict[prefix + "embeddings.word_embeddings.weight"]
     hidden_size = embeddings.shape[1]
-    layers = _layer_indices(state_dict, re.escape(prefix) + r"encoder\.layer\.(\d+)\.")
+    layers = layer_indices(state_dict, re.escape(prefix) + r"encoder\.layer\.(\d+)\.")
     return BertConfig(
         vocab_size=embeddings.shape[0],
         hidden_size=hidden_size,
@@ -435,7 +262,7 @@ def transvg_config_from_state_dict(
     if text_config is None:
         text_config = bert_config_from_state_dict(state_dict, "textmodel.bert.", args.get("bert_enc_num"))
     return EpmVGConfig(
-        backbone_config=resnet_config_from_state_dict(state_dict, TRANSVG_BACKBONE_PREFIX),
+        backbone_config=resnet_config_from_state_dict(state_dict, TRANSVG_VISUAL_BRANCH.backbone),
         text_config=text_config,
         d_model=state_dict["vl_pos_embed.weight"].shape[1],
         vision_encoder_layers=vision_layers,
@@ -449,18 +276,6 @@ def transvg_config_from_state_dict(
         max_text_len=max_text_len,
         **config_kwargs,
     )
-
-
-def detr_config_kwargs(state_dict: dict[str, torch.Tensor], vision_attention_heads: int = 8) -> dict:
-    """The visual-branch [`EpmVGConfig`] fields of an original DETR state dict."""
-    vision_layers, vision_ffn = _encoder_dims(state_dict, "transformer.encoder.layers.")
-    return {
-        "backbone_config": resnet_config_from_state_dict(state_dict, DETR_BACKBONE_PREFIX),
-        "d_model": state_dict["input_proj.weight"].shape[0],
-        "vision_encoder_layers": vision_layers,
-        "vision_encoder_attention_heads": vision_attention_heads,
-        "vision_encoder_ffn_dim": vision_ffn,
-    }
 
 
 # ----------------------------------------------------------------------------------------------- loading into a model
@@ -522,16 +337,17 @@ def convert_detr_checkpoint(
 ) -> tuple[EpmVGForVisualGrounding, ConversionResult]:
     """
     Build an [`EpmVGForVisualGrounding`] whose visual branch (ResNet, encoder, input projection) comes from an
-    original DETR state dict and whose text encoder comes from `text_model` (a BERT-family folder or Hub id; random
-    BERT-base if `None`). The rest starts from TransVG's random init: this is TransVG's starting point for training.
+    DETR state dict (original or transformers' layout, see [`~detr_weights_epmvg.DetrLayout`]) and whose text encoder
+    comes from `text_model` (a BERT-family folder or Hub id; random BERT-base if `None`). The rest starts from
+    TransVG's random init: this is TransVG's starting point for training.
     """
-    result = convert_detr_state_dict(state_dict)
+    result, visual_config = detr_visual_branch(state_dict, vision_attention_heads=vision_attention_heads)
     text_weights = {}
     if text_model is not None:
         bert = AutoModel.from_pretrained(text_model, add_pooling_layer=False)
         config_kwargs.setdefault("text_config", bert.config)
         text_weights = {f"model.text_backbone.{key}": value for key, value in bert.state_dict().items()}
-    config = EpmVGConfig(**(detr_config_kwargs(state_dict, vision_attention_heads) | config_kwargs))
+    config = EpmVGConfig(**(visual_config | config_kwargs))
     model = EpmVGForVisualGrounding(config)
     result.state_dict |= text_weights
     load_converted(model, result, strict=False)
@@ -575,7 +391,7 @@ def _convert(args: argparse.Namespace) -> tuple[EpmVGForVisualGrounding, Convers
         return convert_detr_checkpoint(
             state_dict, args.text_model, args.vision_attention_heads or train_args.get("nheads", 8), **config_kwargs
         )
-    if "vl_pos_embed.weight" not in state_dict and DETR_BACKBONE_PREFIX + "conv1.weight" in state_dict:
+    if "vl_pos_embed.weight" not in state_dict and ORIGINAL_DETR.backbone + "conv1.weight" in state_dict:
         raise ValueError("This looks like a DETR checkpoint (backbone.0.body.*): add --detr to convert it.")
     return convert_transvg_checkpoint(
         state_dict,

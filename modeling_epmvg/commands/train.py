@@ -63,7 +63,15 @@ class ModelArguments:
         default=None, metadata={"help": "A config.json (or folder) for a new model; default: TransVG R-50."}
     )
     backbone_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Pretrained visual branch: an AutoBackbone (ResNet) or DETR checkpoint."}
+        default=None,
+        metadata={
+            "help": "Pretrained visual branch: a DETR checkpoint (timm or no_timm layout, e.g. "
+            "facebook/detr-resnet-50) or an AutoBackbone one (ResNet, Swin, ConvNeXt)."
+        },
+    )
+    backbone_revision: str | None = field(
+        default=None,
+        metadata={"help": "Revision of --backbone_model_name_or_path alone (e.g. no_timm); the text model's is main."},
     )
     text_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Pretrained BERT-family text encoder (also provides the tokenizer)."}
@@ -127,6 +135,8 @@ def config_overrides(model_args: ModelArguments) -> dict:
 def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
     """The student: a checkpoint, pretrained parts (over `config_name`), or a fresh config; overrides applied."""
     overrides = config_overrides(model_args)
+    if model_args.backbone_revision and not model_args.backbone_model_name_or_path:
+        raise ValueError("--backbone_revision needs --backbone_model_name_or_path (the repo it is a revision of).")
     if model_args.model_name_or_path:
         load_grounding_config(model_args.model_name_or_path)  # refuses a BERT or DETR folder by name
         return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
@@ -142,6 +152,7 @@ def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
             model_args.backbone_model_name_or_path,
             model_args.text_model_name_or_path,
             text_config_kwargs=text_overrides,
+            backbone_pretrained_kwargs={"revision": model_args.backbone_revision},
             **fields,
         )
     if model_args.backbone_model_name_or_path:
