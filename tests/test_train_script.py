@@ -1,5 +1,6 @@
-"""scripts/train.py end to end: a plain run, a 2-process accelerate run, and a run killed and resumed."""
+"""scripts/train.py end to end: a plain run, a 2-process accelerate run, and runs killed and resumed."""
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -106,16 +108,14 @@ def free_port() -> int:
 
 
 def start_training(arguments: list[str], output_dir: Path, processes: int = 1) -> subprocess.Popen:
-    """epmvg-train (under `accelerate launch` for several processes) in a session of its own, logging to a file."""
+    """epmvg-train (under `accelerate launch` for several processes), logging to a file."""
     launcher = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
     launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     launcher += ["--main_process_port", str(free_port())]
     command = [sys.executable, *(launcher if processes > 1 else []), str(REPO_ROOT / "scripts" / "train.py")]
     output_dir.mkdir(parents=True, exist_ok=True)
     log = open(output_dir.parent / f"{output_dir.name}.log", "ab")  # a file: a full pipe would stall the run
-    return subprocess.Popen(
-        [*command, *arguments], env=CPU_ONLY, cwd=REPO_ROOT, stdout=log, stderr=log, start_new_session=True
-    )
+    return subprocess.Popen([*command, *arguments], env=CPU_ONLY, cwd=REPO_ROOT, stdout=log, stderr=log)
 
 
 def finish(process: subprocess.Popen, output_dir: Path) -> dict[str, torch.Tensor]:
@@ -126,17 +126,20 @@ def finish(process: subprocess.Popen, output_dir: Path) -> dict[str, torch.Tenso
     return load_file(output_dir / "model.safetensors")
 
 
-def kill_after_checkpoint(process: subprocess.Popen, checkpoint: Path) -> None:
-    """kill -9 of the run (every process of it) as soon as `checkpoint` is written."""
+def kill_after_checkpoint(process: subprocess.Popen, checkpoint: Path, max_steps: int) -> None:
+    """kill -9 of the run, every process of it, as soon as `checkpoint` is written."""
     written = checkpoint / "trainer_state.json"
     deadline = time.time() + 300
     while not written.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
+    # the launcher's workers and the DataLoader's run in sessions of their own: each is killed by its id
+    for member in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGKILL)
     process.wait()
     assert written.exists(), "no checkpoint was written before the kill"
-    assert not (checkpoint.parent / "model.safetensors").exists(), "the run finished before it was killed"
+    last = last_complete_checkpoint(str(checkpoint.parent))
+    assert last != str(checkpoint.parent / f"checkpoint-{max_steps}"), "the run finished before it was killed"
 
 
 def assert_killed_runs_resume_to_the_uninterrupted_weights(
@@ -154,7 +157,7 @@ def assert_killed_runs_resume_to_the_uninterrupted_weights(
         killed[name] = start_training(run_arguments, tmp_path / name, processes)
     resumed = {}
     for name, extra in variants.items():
-        kill_after_checkpoint(killed[name], tmp_path / name / checkpoint)
+        kill_after_checkpoint(killed[name], tmp_path / name / checkpoint, int(arguments["max_steps"]))
         run_arguments = train_arguments(setup, tmp_path / name, resume_from_checkpoint="last", **arguments, **extra)
         resumed[name] = start_training(run_arguments, tmp_path / name, processes)
     expected = finish(reference, reference_dir)
