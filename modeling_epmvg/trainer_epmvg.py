@@ -103,6 +103,20 @@ class EpmVGTimeBudgetCallback(TrainerCallback):
             control.should_training_stop = True
 
 
+class EpmVGEpochCallback(TrainerCallback):
+    """
+    Tells a training dataset with `set_epoch` (e.g. [`EpmVGAugmentedDataset`]) the epoch before its batches are
+    drawn, in every process: accelerate forwards the Trainer's `set_epoch` to the dataset only when the sampler has
+    none, and a shuffled or distributed run's sampler has one.
+    """
+
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        dataset = getattr(train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            # the epoch the loop enters, also when resuming inside one (state.epoch is then fractional)
+            dataset.set_epoch(int(state.epoch))
+
+
 def parameter_groups(model: nn.Module, learning_rate: float, lr_backbone: float, weight_decay: float) -> list[dict]:
     """AdamW parameter groups by module: the pretrained branches at `lr_backbone`, the rest at `learning_rate`."""
     groups = {name: [] for name in (*PRETRAINED_BRANCHES, "other")}
@@ -217,6 +231,7 @@ class EpmVGDistillationTrainer(Trainer):
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         self.teacher_model = self._prepare_teacher(teacher_model) if teacher_model is not None else None
         self.time_budget = self._time_budget()
+        self.add_callback(EpmVGEpochCallback)
 
     def _time_budget(self) -> EpmVGTimeBudgetCallback | None:
         minutes = getattr(self.args, "max_train_minutes", None)
@@ -397,6 +412,7 @@ class EpmVGDistillationTrainer(Trainer):
 
 __all__ = [
     "EpmVGDistillationTrainer",
+    "EpmVGEpochCallback",
     "EpmVGTimeBudgetCallback",
     "EpmVGNonFiniteLossError",
     "EpmVGTrainingArguments",

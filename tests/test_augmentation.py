@@ -1,4 +1,5 @@
-"""TransVG's training augmentation: boxes follow the pixels, whole-word left/right, seeded (issue 4, acceptance 2)."""
+"""TransVG's training augmentation: boxes follow the pixels, whole-word left/right, seeded per (seed, epoch, example)
+(issue 4, acceptance 2; issue 27 item 4)."""
 
 import numpy as np
 import PIL.Image
@@ -6,7 +7,13 @@ import pytest
 from datasets import Dataset
 
 from processing import EpmVGImageProcessor
-from processing.data.augmentation import EpmVGAugmentation, crop_window, has_direction_word, swap_left_right
+from processing.data.augmentation import (
+    EpmVGAugmentation,
+    EpmVGAugmentedDataset,
+    crop_window,
+    has_direction_word,
+    swap_left_right,
+)
 from processing.data.schema import GROUNDING_FEATURES
 
 
@@ -49,14 +56,17 @@ def test_direction_words_are_whole_words():
     assert not has_direction_word("bright light") and not has_direction_word("upright stoppers")
 
 
-def test_same_seed_same_output_and_different_seed_differs():
-    def run(seed):
+def test_same_seed_epoch_and_index_same_output_and_any_other_differs():
+    def run(seed, epoch=0, first_index=0):
         augment = EpmVGAugmentation(size=64, seed=seed)
-        outs = [augment(marked_image(), BOX, "a dog") for _ in range(6)]
+        outs = [augment(marked_image(), BOX, "a dog", index=first_index + i, epoch=epoch) for i in range(6)]
         return [(np.asarray(o["image"]).tobytes(), o["bbox"], o["expression"], o["offset"]) for o in outs]
 
     assert run(3) == run(3)
     assert run(3) != run(4)
+    assert run(3) != run(3, epoch=1)
+    assert run(3) != run(3, first_index=6)
+    assert run(3, first_index=2)[:4] == run(3)[2:]  # an example's draws do not depend on the ones before it
 
 
 @pytest.mark.parametrize("text", ["a dog", "dog on the left"])  # with / without the crop branch
@@ -64,8 +74,8 @@ def test_box_follows_its_pixels_through_resize_crop_flip_and_placement(text):
     augment = EpmVGAugmentation(size=64, crop_prob=1.0, jitter_prob=0.0, seed=0)
     processor = EpmVGImageProcessor(size=64)
     flips = crops = 0
-    for _ in range(12):
-        out = augment(marked_image(), BOX, text)
+    for index in range(12):
+        out = augment(marked_image(), BOX, text, index=index)
         image, box = np.asarray(out["image"], dtype=np.float32)[..., 0], out["bbox"]
         assert max(out["image"].size) in augment.scales
         # the white region (threshold half-way) is where the box says, to interpolation precision
@@ -108,40 +118,61 @@ def test_crop_window_always_contains_the_box():
 def test_colour_jitter_keeps_geometry():
     augment = EpmVGAugmentation(size=64, crop_prob=0.0, jitter_prob=1.0, flip_prob=0.0, random_placement=False, seed=1)
     plain = EpmVGAugmentation(size=64, crop_prob=0.0, jitter_prob=0.0, flip_prob=0.0, random_placement=False, seed=1)
-    jittered, reference = augment(marked_image(), BOX, "x"), plain(marked_image(), BOX, "x")
+    jittered, reference = augment(marked_image(), BOX, "x", index=0), plain(marked_image(), BOX, "x", index=0)
     assert jittered["image"].size == reference["image"].size and jittered["offset"] == reference["offset"]
     assert not np.array_equal(np.asarray(jittered["image"]), np.asarray(reference["image"]))
 
 
-def test_with_transform_on_unified_rows():
+def unified_rows(expressions: list[str]) -> Dataset:
     rows = {
-        "image": [marked_image()] * 3,
-        "width": [80] * 3,
-        "height": [60] * 3,
-        "bbox": [BOX] * 3,
-        "expression": ["left dog", "dog", "bright dog"],
-        "image_id": ["1"] * 3,
-        "ref_id": ["r"] * 3,
-        "source": ["test"] * 3,
-        "split": ["train"] * 3,
+        "image": [marked_image()] * len(expressions),
+        "width": [80] * len(expressions),
+        "height": [60] * len(expressions),
+        "bbox": [BOX] * len(expressions),
+        "expression": expressions,
+        "image_id": ["1"] * len(expressions),
+        "ref_id": ["r"] * len(expressions),
+        "source": ["test"] * len(expressions),
+        "split": ["train"] * len(expressions),
     }
-    dataset = Dataset.from_dict(rows, features=GROUNDING_FEATURES)
-    first, again = (dataset.with_transform(EpmVGAugmentation(size=64, seed=0).transform_batch) for _ in range(2))
-    assert first[:3]["bbox"] == again[:3]["bbox"] and first[:3]["offset"] == again[:3]["offset"]  # lazy and seeded
+    return Dataset.from_dict(rows, features=GROUNDING_FEATURES)
+
+
+def as_tuple(row: dict) -> tuple:
+    return np.asarray(row["image"]).tobytes(), row["bbox"], row["expression"], tuple(row["offset"])
+
+
+def test_augmented_dataset_is_lazy_and_seeded_on_unified_rows():
+    dataset = unified_rows(["left dog", "dog", "bright dog"])
+    first, again = (EpmVGAugmentedDataset(dataset, EpmVGAugmentation(size=64, seed=0)) for _ in range(2))
+    assert [as_tuple(first[i]) for i in range(3)] == [as_tuple(again[i]) for i in range(3)]
+    assert as_tuple(first[1]) == as_tuple(first[1])  # the same example in the same epoch: the same draws
     row = first[1]
     assert max(row["image"].size) <= 64 and len(row["offset"]) == 2 and (row["width"], row["height"]) == (80, 60)
-    assert {first[2]["expression"] for _ in range(8)} == {"bright dog"}
-    assert {first[0]["expression"] for _ in range(8)} == {"left dog", "right dog"}
+    assert len(first) == 3
+    expressions = {"left": set(), "bright": set()}
+    for epoch in range(8):
+        first.set_epoch(epoch)
+        expressions["left"].add(first[0]["expression"])
+        expressions["bright"].add(first[2]["expression"])
+    assert expressions == {"left": {"left dog", "right dog"}, "bright": {"bright dog"}}  # epochs draw anew
 
 
-def test_each_dataloader_worker_and_epoch_draws_its_own_stream(monkeypatch):
-    from types import SimpleNamespace
+@pytest.mark.parametrize("persistent_workers", [False, True])
+def test_dataloader_workers_draw_what_the_main_process_draws_in_every_epoch(persistent_workers):
+    from torch.utils.data import DataLoader
 
-    import torch.utils.data
+    dataset = EpmVGAugmentedDataset(unified_rows(["dog", "cat", "left dog", "a bird"]), EpmVGAugmentation(size=64))
+    expected = {}
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        expected[epoch] = [as_tuple(dataset[index]) for index in (3, 1, 0, 2)]
+    assert expected[0] != expected[1]
 
-    def first_draws(worker_seed):
-        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: SimpleNamespace(id=0, seed=worker_seed))
-        return EpmVGAugmentation(size=64, seed=0).generator().random(3).tolist()
-
-    assert first_draws(100) == first_draws(100)  # torch seeds workers deterministically: so are we
-    assert first_draws(100) != first_draws(101)  # another worker, or the same worker in the next epoch
+    loader = DataLoader(
+        dataset, sampler=[3, 1, 0, 2], batch_size=2, collate_fn=list, num_workers=2,
+        persistent_workers=persistent_workers,
+    )  # fmt: skip
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)  # after the workers of a persistent loader are started
+        assert [as_tuple(row) for batch in loader for row in batch] == expected[epoch]

@@ -8,7 +8,7 @@ from datasets import Dataset
 from transformers import CLIPImageProcessorPil, CLIPProcessor
 
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.data.augmentation import EpmVGAugmentation
+from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
 from processing.data.collator import EpmVGDataCollator
 from processing.data.schema import GROUNDING_FEATURES
 from tests.conftest import tiny_tokenizer
@@ -55,9 +55,9 @@ def test_evaluation_batch_is_centred_and_keeps_original_sizes(processor):
     assert torch.allclose(back[0]["boxes"], torch.tensor([[2.0, 3.0, 20.0, 21.0]]), atol=1e-4)
 
 
-def test_rows_augmented_by_with_transform_are_letterboxed_at_their_offset(processor):
+def test_rows_of_the_augmented_dataset_are_letterboxed_at_their_offset(processor):
     dataset = Dataset.from_list(rows(), features=GROUNDING_FEATURES)
-    transformed = dataset.with_transform(EpmVGAugmentation(size=64, seed=0).transform_batch)
+    transformed = EpmVGAugmentedDataset(dataset, EpmVGAugmentation(size=64, seed=0))
     augmented = [transformed[index] for index in range(len(dataset))]
     batch = EpmVGDataCollator(processor)(augmented)
     reference = processor(

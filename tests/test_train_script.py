@@ -1,13 +1,17 @@
-"""scripts/train.py end to end: a plain run, a 2-process accelerate run, and a run killed and resumed."""
+"""scripts/train.py end to end: a plain run, a 2-process accelerate run, and runs killed and resumed."""
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -97,42 +101,118 @@ def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setu
     assert ranks[0]["teacher_wrapper"] == "CLIPModel"
 
 
-def run_training(arguments: list[str]) -> subprocess.Popen:
-    command = [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), *arguments]
-    return subprocess.Popen(command, env=CPU_ONLY, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_training(arguments: list[str], output_dir: Path, processes: int = 1) -> subprocess.Popen:
+    """epmvg-train (under `accelerate launch` for several processes), logging to a file."""
+    launcher = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher += ["--main_process_port", str(free_port())]
+    command = [sys.executable, *(launcher if processes > 1 else []), str(REPO_ROOT / "scripts" / "train.py")]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log = open(output_dir.parent / f"{output_dir.name}.log", "ab")  # a file: a full pipe would stall the run
+    return subprocess.Popen([*command, *arguments], env=CPU_ONLY, cwd=REPO_ROOT, stdout=log, stderr=log)
+
+
+def finish(process: subprocess.Popen, output_dir: Path) -> dict[str, torch.Tensor]:
+    """Waits for a run to end, checks it succeeded, and returns its final weights."""
+    process.wait(timeout=600)
+    log = (output_dir.parent / f"{output_dir.name}.log").read_text()
+    assert process.returncode == 0, log[-3000:]
+    return load_file(output_dir / "model.safetensors")
+
+
+def kill_after_checkpoint(process: subprocess.Popen, checkpoint: Path, max_steps: int) -> None:
+    """kill -9 of the run, every process of it, as soon as `checkpoint` is written."""
+    written = checkpoint / "trainer_state.json"
+    deadline = time.time() + 300
+    while not written.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    # the launcher's workers and the DataLoader's run in sessions of their own: each is killed by its id
+    for member in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGKILL)
+    process.wait()
+    assert written.exists(), "no checkpoint was written before the kill"
+    last = last_complete_checkpoint(str(checkpoint.parent))
+    assert last != str(checkpoint.parent / f"checkpoint-{max_steps}"), "the run finished before it was killed"
+
+
+def assert_killed_runs_resume_to_the_uninterrupted_weights(
+    setup, tmp_path, arguments: dict, checkpoint: str, variants: dict[str, dict], processes: int = 1
+) -> None:
+    """
+    Runs `arguments` uninterrupted and, side by side, once per variant (extra arguments): killed with -9 once
+    `checkpoint` is written, then resumed with `--resume_from_checkpoint last`; every run ends with the same weights.
+    """
+    reference_dir = tmp_path / "reference"
+    reference = start_training(train_arguments(setup, reference_dir, **arguments), reference_dir, processes)
+    killed = {}
+    for name, extra in variants.items():
+        run_arguments = train_arguments(setup, tmp_path / name, **arguments, **extra)
+        killed[name] = start_training(run_arguments, tmp_path / name, processes)
+    resumed = {}
+    for name, extra in variants.items():
+        kill_after_checkpoint(killed[name], tmp_path / name / checkpoint, int(arguments["max_steps"]))
+        run_arguments = train_arguments(setup, tmp_path / name, resume_from_checkpoint="last", **arguments, **extra)
+        resumed[name] = start_training(run_arguments, tmp_path / name, processes)
+    expected = finish(reference, reference_dir)
+    for name, process in resumed.items():
+        actual = finish(process, tmp_path / name)
+        for tensor_name, tensor in expected.items():
+            torch.testing.assert_close(actual[tensor_name], tensor, atol=0, rtol=0, msg=f"{name}: {tensor_name}")
 
 
 @pytest.mark.slow
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(setup, tmp_path):
     # dropout on: the restored RNG state matters as much as the optimizer state
     arguments = dict(max_steps="6", save_strategy="steps", save_steps="2", config_overrides="{}")
-    reference = run_training(train_arguments(setup, tmp_path / "reference", **arguments))
-    killed = run_training(train_arguments(setup, tmp_path / "killed", **arguments))
-    first_checkpoint = tmp_path / "killed" / "checkpoint-2" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not first_checkpoint.exists() and killed.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert first_checkpoint.exists(), "no checkpoint was written before the kill"
-    assert not (tmp_path / "killed" / "model.safetensors").exists(), "the run finished before it was killed"
+    assert_killed_runs_resume_to_the_uninterrupted_weights(setup, tmp_path, arguments, "checkpoint-2", {"killed": {}})
 
-    resumed = run_training(train_arguments(setup, tmp_path / "killed", resume_from_checkpoint="last", **arguments))
-    for process in (reference, resumed):
-        _, errors = process.communicate(timeout=600)
-        assert process.returncode == 0, errors.decode()[-3000:]
-    expected = load_file(tmp_path / "reference" / "model.safetensors")
-    actual = load_file(tmp_path / "killed" / "model.safetensors")
-    for name, tensor in expected.items():
-        torch.testing.assert_close(actual[name], tensor, atol=1e-6, rtol=0, msg=name)
+
+@pytest.mark.slow
+def test_an_augmented_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_weights_with_or_without_workers(
+    setup, tmp_path
+):
+    # 4 steps an epoch: killed in the first epoch, resumed through the second, which augments anew; the workers'
+    # run is compared with the main process's
+    arguments = dict(max_steps="6", save_strategy="steps", save_steps="2", config_overrides="{}", augment="true")
+    variants = {"no_workers": {}, "one_worker": {"dataloader_num_workers": "1"}}
+    assert_killed_runs_resume_to_the_uninterrupted_weights(setup, tmp_path, arguments, "checkpoint-2", variants)
+
+
+@pytest.mark.slow
+def test_an_augmented_two_process_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(setup, tmp_path):
+    # 2 steps an epoch on 2 processes: killed in the first epoch, resumed through the second
+    arguments = dict(max_steps="4", save_strategy="steps", save_steps="1", config_overrides="{}", augment="true")
+    assert_killed_runs_resume_to_the_uninterrupted_weights(
+        setup, tmp_path, arguments, "checkpoint-1", {"killed": {}}, processes=2
+    )
 
 
 def test_resuming_from_last_skips_a_checkpoint_cut_off_while_saving(tmp_path):
-    for step, complete in ((2, True), (4, False), (10, True), (12, False)):
+    for step, state in ((2, "{}"), (4, None), (10, '{"global_step": 10}'), (12, '{"global_st'), (14, "")):
         checkpoint = tmp_path / f"checkpoint-{step}"
         checkpoint.mkdir()
         (checkpoint / "model.safetensors").write_bytes(b"")
-        if complete:
-            (checkpoint / "trainer_state.json").write_text("{}")
+        if state is not None:  # a kill can cut the state file off while the Trainer writes it
+            (checkpoint / "trainer_state.json").write_text(state)
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
     assert last_complete_checkpoint(str(tmp_path / "missing")) is None
+
+
+def test_resuming_a_distributed_run_from_last_skips_a_checkpoint_without_every_process_rng_state(tmp_path):
+    for step, ranks in ((2, (0, 1)), (4, (0,)), (6, ())):  # 6: saved with save_only_model
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        (checkpoint / "trainer_state.json").write_text("{}")
+        for rank in ranks:
+            (checkpoint / f"rng_state_{rank}.pth").write_bytes(b"")
+    assert last_complete_checkpoint(str(tmp_path), world_size=2) == str(tmp_path / "checkpoint-6")
+    (tmp_path / "checkpoint-6" / "trainer_state.json").unlink()
+    assert last_complete_checkpoint(str(tmp_path), world_size=2) == str(tmp_path / "checkpoint-2")
+    assert last_complete_checkpoint(str(tmp_path), world_size=1) == str(tmp_path / "checkpoint-4")

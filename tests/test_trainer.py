@@ -33,6 +33,21 @@ class ListDataset(torch.utils.data.Dataset):
         return self.examples[index]
 
 
+class EpochRecordingDataset(ListDataset):
+    """Records, for each example loaded, the epoch it was last told through `set_epoch`."""
+
+    def __init__(self, examples: list[dict]):
+        super().__init__(examples)
+        self.epoch, self.loaded_in = None, []
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __getitem__(self, index):
+        self.loaded_in.append(self.epoch)
+        return super().__getitem__(index)
+
+
 def stack(examples: list[dict]) -> dict:
     return {key: torch.stack([example[key] for example in examples]) for key in examples[0]}
 
@@ -184,6 +199,17 @@ def test_learning_rates_read_back_from_the_optimizer_and_drop_tenfold_at_the_set
     assert rates[2] == rates[0]
     assert rates[3] == pytest.approx({name: lr * 0.1 for name, lr in rates[0].items()})
     assert rates[5] == rates[3]
+
+
+def test_the_training_set_is_told_each_epoch_before_its_examples_load_also_when_resumed_inside_one(tmp_path):
+    # what EpmVGAugmentedDataset seeds each example's augmentation with; 6 examples, batch 2: 3 steps an epoch
+    dataset = EpochRecordingDataset(tiny_dataset().examples)
+    make_trainer(tmp_path, dataset=dataset, num_train_epochs=2, save_strategy="steps", save_steps=2).train()
+    assert dataset.loaded_in == [0] * 6 + [1] * 6
+    dataset.loaded_in.clear()
+    resumed = make_trainer(tmp_path, dataset=dataset, num_train_epochs=2)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert dataset.loaded_in == [0] * 2 + [1] * 6  # the third batch of epoch 0, then epoch 1
 
 
 def test_a_time_budget_stops_training_and_drops_the_learning_rates_after_its_fraction(tmp_path, monkeypatch):

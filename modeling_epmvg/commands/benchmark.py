@@ -499,10 +499,8 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
         ]
 
     def augmented_rows():
-        """What `dataset.with_transform(augmentation.transform_batch)` hands the collator."""
-        batch = rows()
-        columns = augmentation.transform_batch({name: [row[name] for row in batch] for name in batch[0]})
-        return [dict(zip(columns, values)) for values in zip(*columns.values())]
+        """What `EpmVGAugmentedDataset` hands the collator."""
+        return [augmentation.augment_row(row, index) for index, row in enumerate(rows())]
 
     cpu = torch.device("cpu")
     train_times = time_function(lambda: train_collator(augmented_rows()), warmup, max(repeats, 3), cpu)

@@ -35,7 +35,7 @@ from modeling_epmvg.trainer_epmvg import (
     cache_teacher_embeddings,
 )
 from processing import EpmVGImageProcessor, EpmVGProcessor
-from processing.data.augmentation import EpmVGAugmentation
+from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
 from processing.data.collator import EpmVGDataCollator
 from processing.data.dense_labels import EpmVGDenseLabeler
 from processing.data.metrics import compute_grounding_metrics
@@ -202,13 +202,30 @@ def load_splits(data_args: DataArguments, seed: int) -> tuple:
     return train, evaluation
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-N` in `output_dir` that was written to the end, skipping one cut off by a kill."""
+def is_complete_checkpoint(checkpoint: str, world_size: int = 1) -> bool:
+    """Whether every process of a `world_size` run finished writing `checkpoint`."""
+    # process 0 writes trainer_state.json last, in place: a kill can leave it missing, empty or cut
+    try:
+        with open(os.path.join(checkpoint, TRAINER_STATE_NAME)) as handle:
+            json.load(handle)
+    except (OSError, ValueError):
+        return False
+    if world_size == 1:
+        return True
+    # the other processes write only their RNG state, unsynchronized (none at all with save_only_model)
+    rng_states = [os.path.isfile(os.path.join(checkpoint, f"rng_state_{rank}.pth")) for rank in range(world_size)]
+    return all(rng_states) or not any(rng_states)
+
+
+def last_complete_checkpoint(output_dir: str, world_size: int = 1) -> str | None:
+    """
+    The newest `checkpoint-N` in `output_dir` that every process of a `world_size` run wrote to the end, skipping
+    one cut off by a kill.
+    """
     if not os.path.isdir(output_dir):
         return None
     for checkpoint in reversed(sort_checkpoints(output_dir)):
-        # the Trainer writes trainer_state.json last: without it the checkpoint is incomplete
-        if os.path.isfile(os.path.join(checkpoint, TRAINER_STATE_NAME)):
+        if is_complete_checkpoint(checkpoint, world_size):
             return checkpoint
         logger.warning("Skipping the incomplete checkpoint %s (the run stopped while saving it).", checkpoint)
     return None
@@ -218,7 +235,7 @@ def resume_checkpoint(training_args: EpmVGTrainingArguments) -> str | None:
     """The checkpoint `--resume_from_checkpoint` names (`last`: the newest complete one, if any), checked up front."""
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint == "last":
-        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        checkpoint = last_complete_checkpoint(training_args.output_dir, training_args.world_size)
         if checkpoint is None:
             logger.info("No complete checkpoint in %s yet: training starts from step 0.", training_args.output_dir)
     elif checkpoint is not None and not os.path.isfile(os.path.join(checkpoint, TRAINER_STATE_NAME)):
@@ -277,7 +294,7 @@ def train(
     if data_args.augment:
         # augmenting the training split only: the collator letterboxes the evaluation split centred
         augmentation = EpmVGAugmentation(size=model.config.image_size, seed=training_args.seed)
-        train_dataset = train_dataset.with_transform(augmentation.transform_batch)
+        train_dataset = EpmVGAugmentedDataset(train_dataset, augmentation)
     trainer = EpmVGDistillationTrainer(
         model=model,
         teacher_model=teacher,

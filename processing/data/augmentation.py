@@ -1,6 +1,10 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """TransVG's training augmentation (random resize / box-safe crop, colour jitter, flip with left <-> right swapped in
-the text, random placement in the canvas), seeded, for `datasets.Dataset.with_transform`.
+the text, random placement in the canvas), and `EpmVGAugmentedDataset`, which applies it lazily to a training set.
+
+Each example draws from its own random stream, derived from (seed, epoch, example index) only: what a batch sees
+depends neither on the process that loads it (main process, DataLoader worker, distributed rank) nor on what was loaded
+before it, so a run resumed from a checkpoint sees the images of the run that was never interrupted.
 
 Fixes of TransVG's code (datasets/transforms.py), on purpose:
 - direction words are matched as whole words, and left / right are swapped as whole words on flip: TransVG's
@@ -13,9 +17,8 @@ Fixes of TransVG's code (datasets/transforms.py), on purpose:
 TransVG's optional Gaussian blur (off in its released recipe) is not included. No torchvision needed.
 """
 
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
@@ -128,20 +131,20 @@ class EpmVGAugmentation:
         random_placement (`bool`, *optional*, defaults to `True`):
             Random position in the canvas (TransVG's `aug_translate`); else centred.
         seed (`int`, *optional*):
-            Seed. The same seed gives the same outputs in the same order; each DataLoader worker (and each
-            distributed rank) draws its own stream derived from it.
+            Seed of every example's stream, which is derived from `(seed, epoch, index)`. Without one, a seed is drawn
+            once, when the object is made (a run that cannot be repeated).
 
     Examples:
 
     ```python
     >>> from PIL import Image
-    >>> from processing.data.augmentation import EpmVGAugmentation
+    >>> from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
 
     >>> augment = EpmVGAugmentation(size=640, seed=0)
-    >>> out = augment(Image.new("RGB", (800, 600)), [100, 50, 300, 250], "the bright lamp on the left")
+    >>> out = augment(Image.new("RGB", (800, 600)), [100, 50, 300, 250], "the bright lamp on the left", index=0)
     >>> sorted(out)
     ['bbox', 'expression', 'image', 'offset']
-    >>> train_dataset = train_dataset.with_transform(augment.transform_batch)  # doctest: +SKIP
+    >>> train_dataset = EpmVGAugmentedDataset(train_dataset, augment)  # doctest: +SKIP
     ```
     """
 
@@ -156,42 +159,36 @@ class EpmVGAugmentation:
     flip_prob: float = 0.5
     random_placement: bool = True
     seed: int | None = None
-    _generators: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.seed is None:
+            self.seed = int(np.random.SeedSequence().entropy % 2**63)
         if self.scales is None:
             step = max(1, self.size // 20)
             self.scales = tuple(s for s in (self.size - step * i for i in range(7)) if s > 0)
         if max(self.scales) > self.size:
             raise ValueError(f"scales {self.scales} must not exceed the canvas size {self.size}.")
 
-    def generator(self) -> np.random.Generator:
-        """This process's / DataLoader worker's random stream (a worker's differs per epoch, seeded by torch)."""
-        worker = torch.utils.data.get_worker_info()
-        key = (1, worker.seed) if worker is not None else (0, int(os.environ.get("RANK", 0)))
-        if key not in self._generators:
-            self._generators.clear()  # a new epoch's worker: forget the previous stream
-            entropy = None if self.seed is None else [self.seed, key[0], key[1] % 2**63]
-            self._generators[key] = np.random.default_rng(entropy)
-        return self._generators[key]
+    def generator(self, index: int, epoch: int = 0) -> np.random.Generator:
+        """The random stream of example `index` in `epoch`: a function of `(seed, epoch, index)` only."""
+        return np.random.default_rng([self.seed, epoch, index])
 
-    def __call__(
-        self, image: PIL.Image.Image, box, text: str, rng: np.random.Generator | None = None
-    ) -> dict[str, object]:
+    def __call__(self, image: PIL.Image.Image, box, text: str, index: int, epoch: int = 0) -> dict[str, object]:
         """
-        Augment one example.
+        Augment example `index` (its position in the training set) in `epoch`.
 
         Args:
             image (`PIL.Image.Image`): the original image.
             box (`list[float]`): its box, `(x1, y1, x2, y2)` pixels.
             text (`str`): the referring expression.
-            rng (`np.random.Generator`, *optional*): random stream; defaults to this object's seeded one.
+            index (`int`): the example's index; with `epoch`, it selects the example's random stream.
+            epoch (`int`, *optional*, defaults to 0): the training epoch.
 
         Returns:
             `dict` with `image` (resized PIL image, long side in `scales`), `bbox` (xyxy in its pixels),
             `expression` and `offset` (`(top, left)` in the canvas).
         """
-        rng = self.generator() if rng is None else rng
+        rng = self.generator(index, epoch)
         image = to_rgb_image(image)
         box = [float(v) for v in box]
         if not has_direction_word(text) and rng.random() < self.crop_prob:
@@ -216,23 +213,46 @@ class EpmVGAugmentation:
             offset = get_letterbox_geometry((height, width), self.size, do_resize=False)[3:]
         return {"image": image, "bbox": box, "expression": text, "offset": offset}
 
-    def transform_batch(self, batch: dict[str, list]) -> dict[str, list]:
-        """
-        A `datasets.Dataset.with_transform` function over unified rows: replaces `image`, `bbox`, `expression` by
-        their augmented values and adds `offset`; other columns pass through.
-        """
-        out = {name: list(values) for name, values in batch.items()}
-        out["offset"] = []
-        for index, row in enumerate(dict(zip(batch, values)) for values in zip(*batch.values())):
-            example = self(decode_row_image(row), row["bbox"], row["expression"])
-            for name in ("image", "bbox", "expression"):
-                out[name][index] = example[name]
-            out["offset"].append(list(example["offset"]))
-        return out
+    def augment_row(self, row: dict, index: int, epoch: int = 0) -> dict:
+        """A unified row with `image`, `bbox`, `expression` augmented and an `offset` added; other columns kept."""
+        example = self(decode_row_image(row), row["bbox"], row["expression"], index=index, epoch=epoch)
+        return {**row, **example, "offset": list(example["offset"])}
+
+
+class EpmVGAugmentedDataset(torch.utils.data.Dataset):
+    r"""
+    A map-style training set of unified grounding rows, augmented lazily by an [`EpmVGAugmentation`]: row `index`
+    in epoch `epoch` draws from the stream of `(augmentation.seed, epoch, index)`, in whichever process loads it.
+    [`EpmVGDistillationTrainer`] calls `set_epoch` before each epoch; other loops call it themselves.
+
+    Args:
+        dataset (`datasets.Dataset` or any map-style dataset of row dicts): the unaugmented rows.
+        augmentation ([`EpmVGAugmentation`]): the augmentation.
+    """
+
+    def __init__(self, dataset, augmentation: EpmVGAugmentation):
+        self.dataset = dataset
+        self.augmentation = augmentation
+        # in shared memory: persistent DataLoader workers, which keep their copy of the dataset, see the new epoch
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.fill_(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.augmentation.augment_row(self.dataset[index], index, self.epoch)
 
 
 __all__ = [
     "EpmVGAugmentation",
+    "EpmVGAugmentedDataset",
     "crop_window",
     "flip_with_box",
     "has_direction_word",

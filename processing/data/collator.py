@@ -20,8 +20,8 @@ class EpmVGDataCollator:
     Turns a list of unified grounding rows (`image`, `bbox` xyxy pixels, `expression`, ...) into the model's batch.
     Images may be decoded or left encoded (an undecodable file then raises an error naming its row).
 
-    - Training: rows augmented by `dataset.with_transform(augmentation.transform_batch)` (they carry an `offset`,
-      see [`EpmVGAugmentation`]) are letterboxed at their offset, without resizing again.
+    - Training: rows augmented by an [`EpmVGAugmentedDataset`] (they carry an `offset`) are letterboxed at their
+      offset, without resizing again.
     - Evaluation: rows without an `offset` are resized and centred, and with `return_target_sizes=True` the
       batch carries `target_sizes` (original `(height, width)`) for `post_process_visual_grounding` (pop it before
       calling the model).
