@@ -72,10 +72,17 @@ def write_clip(folder: Path) -> None:
 
 
 def write_detr(layout: str) -> Callable[[Path], None]:
-    def write(folder: Path) -> None:
-        from .hub_layouts import write_detr_checkpoint  # the realdata branch's builders
+    """facebook/detr-resnet-50's layout (ResNet-50 and DETR shapes), with weights scaled as trained ones are."""
 
-        write_detr_checkpoint(folder, layout=layout)
+    def write(folder: Path) -> None:
+        from .hub_layouts import save_weights, write_detr_checkpoint
+
+        tensors = write_detr_checkpoint(folder, layout=layout)
+        # N(0, 1) weights through 50 layers overflow to a NaN loss: 1 / sqrt(fan-in) keeps the features finite
+        for tensor in tensors.values():
+            if tensor.dim() >= 2:
+                tensor /= tensor[0].numel() ** 0.5
+        save_weights(folder, tensors, "safetensors")
 
     return write
 
