@@ -14,7 +14,7 @@ from modeling_epmvg.commands.evaluate import markdown_table, prediction_records,
 from processing import EpmVGImageProcessor, EpmVGProcessor
 from processing.data.metrics import compute_grounding_metrics
 from tests.conftest import REPO_ROOT, tiny_config, tiny_tokenizer
-from tests.test_sources import LMMS_FEATURES, lmms_split, write_parquet_repo
+from tests.grounding_layouts import LMMS_FEATURES, lmms_split, write_parquet_repo
 
 
 # odd sizes: a 2-way shard is uneven, and testB leaves the second process with nothing
