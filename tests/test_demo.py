@@ -55,6 +55,9 @@ def test_same_seed_same_results(first_demo, tmp_path):
     results = [json.loads((folder / "results.json").read_text()) for folder in (first_demo, tmp_path)]
     assert results[0]["seed"] == 0 and results[0]["train_steps"] == 60
     assert {key: results[0][key] for key in ACCURACIES} == {key: results[1][key] for key in ACCURACIES}
+    # and expression by expression: the same boxes, not only the same counts
+    reports = [json.loads((folder / "model" / "eval_results.json").read_text()) for folder in (first_demo, tmp_path)]
+    assert reports[0]["predictions"] == reports[1]["predictions"]
 
 
 @pytest.mark.slow
