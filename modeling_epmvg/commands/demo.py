@@ -226,9 +226,10 @@ def trainer_state(model_dir: str) -> dict:
 
 
 def val_curve(model_dir: str) -> list[list[float]]:
-    """[step, val Acc@0.5] of every evaluation during training."""
+    """[step, val Acc@0.5] of every evaluation during training (the final model is evaluated twice: once)."""
     history = trainer_state(model_dir)["log_history"]
-    return [[entry["step"], entry["eval_accuracy"]] for entry in history if "eval_accuracy" in entry]
+    curve = {entry["step"]: entry["eval_accuracy"] for entry in history if "eval_accuracy" in entry}
+    return [[step, accuracy] for step, accuracy in curve.items()]
 
 
 def plot_training_curve(model_dir: str, path: str) -> None:
