@@ -226,7 +226,7 @@ def trainer_state(model_dir: str) -> dict:
 
 
 def val_curve(model_dir: str) -> list[list[float]]:
-    """[step, val Acc@0.5] of every evaluation during training (the final model is evaluated twice: once)."""
+    """[step, val Acc@0.5] of the evaluations during training, one per step (the final model is evaluated twice)."""
     history = trainer_state(model_dir)["log_history"]
     curve = {entry["step"]: entry["eval_accuracy"] for entry in history if "eval_accuracy" in entry}
     return [[step, accuracy] for step, accuracy in curve.items()]
