@@ -7,7 +7,13 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, CLIPModel
 
-from modeling_epmvg.commands.pretrain_teacher import build_teacher_processor, load_captions, main, parse_args
+from modeling_epmvg.commands.pretrain_teacher import (
+    build_teacher_processor,
+    load_captions,
+    main,
+    mentions_pair,
+    parse_args,
+)
 from processing.data.minilm import default_tokenizer_dir
 from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset, save_synthetic_dataset
 
@@ -19,9 +25,9 @@ TINY += ["--projection-dim", "16", "--max-text-len", "40", "--batch-size", "8", 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     output = tmp_path_factory.mktemp("teacher")
-    argv = ["--output-dir", str(output), "--num-train", "16", "--num-val", "8", "--logging-steps", "1"]
+    argv = ["--output-dir", str(output), "--num-train", "16", "--num-val", "24", "--logging-steps", "1"]
     assert main(argv + TINY) == 0
-    assert json.loads((output / "teacher_metrics.json").read_text())["num_pairs"] == 8
+    assert json.loads((output / "teacher_metrics.json").read_text())["num_pairs"] == 24
     return output
 
 
@@ -42,7 +48,21 @@ def test_saved_teacher_and_processor_load_and_run(teacher_dir):
         outputs = model(**inputs)
     assert outputs.image_embeds.shape == outputs.text_embeds.shape == (2, 16)
     metrics = json.loads((teacher_dir / "teacher_metrics.json").read_text())
-    assert {"image_to_text_top1", "text_to_image_top1", "chance_top1", "train_seconds"} <= set(metrics)
+    assert {"image_to_text_top1", "text_to_image_top1", "top1", "chance_top1", "train_seconds"} <= set(metrics)
+
+
+def test_retrieval_is_also_reported_on_captions_that_name_a_held_out_pair(teacher_dir):
+    metrics = json.loads((teacher_dir / "teacher_metrics.json").read_text())
+    config = SyntheticGroundingConfig(image_size=32)
+    captions = load_captions(parse_args(["--output-dir", str(teacher_dir), "--num-val", "24"] + TINY))["val"]
+    named = [mentions_pair(caption, config.held_out_pairs) for caption in captions["caption"]]
+    assert 0 < metrics["held_out_pair_num_queries"] == sum(named) < len(named)
+    for prefix in ("", "held_out_pair_"):
+        top1 = (metrics[f"{prefix}image_to_text_top1"] + metrics[f"{prefix}text_to_image_top1"]) / 2
+        assert metrics[f"{prefix}top1"] == pytest.approx(top1)
+        assert 0 <= metrics[f"{prefix}chance_top1"] <= 1
+    assert mentions_pair("a small red star left of a large blue circle", config.held_out_pairs)
+    assert not mentions_pair("a small red square and a blue star", config.held_out_pairs)
 
 
 def test_text_pooling_reads_the_sep_token_whatever_the_padding(teacher_dir):

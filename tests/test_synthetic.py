@@ -18,7 +18,9 @@ from processing.data.synthetic import (
     load_synthetic_config,
     parse_expression,
     resolve_expression,
+    sample_scene,
 )
+from processing.data.synthetic.scene import SCENE_PAIRS
 
 
 CONFIG = SyntheticGroundingConfig(image_size=48)
@@ -78,12 +80,14 @@ def test_every_expression_refers_to_exactly_its_target(dataset):
     assert set(dataset["train"]["expression_type"]) == {"attribute", "relation", "extreme", "ordinal"}
 
 
-def test_held_out_pairs_only_in_test_targets(dataset):
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_held_out_pairs_only_in_test_targets(seed):
+    data = generate_synthetic_dataset(num_train=40, num_val=20, num_test=20, config=CONFIG, seed=seed)
     held_out = set(map(tuple, CONFIG.held_out_pairs))
     for split in ("train", "val"):
-        for row in _metadata(dataset[split]):
+        for row in _metadata(data[split]):
             assert not {(o["color"], o["shape"]) for o in row["scene_objects"]} & held_out
-    for row in _metadata(dataset["test"]):
+    for row in _metadata(data["test"]):
         target = row["scene_objects"][row["target_index"]]
         assert (target["color"], target["shape"]) in held_out
 
@@ -123,16 +127,31 @@ def test_baselines_match_their_definition(dataset):
         baseline_accuracies(dataset)
 
 
-def test_captions_avoid_held_out_pairs_and_are_deterministic():
-    captions = generate_caption_dataset(num_train=20, num_val=6, config=CONFIG, seed=1)
+def test_captions_know_every_pair_one_scene_each_and_are_deterministic():
+    captions = generate_caption_dataset(num_train=300, num_val=6, config=CONFIG, seed=1)
     assert captions["train"].column_names == ["image", "caption", "caption_type"]
-    assert set(captions["train"]["caption_type"]) == {"scene", "object"}
+    assert list(captions["train"]["caption_type"][:4]) == ["scene", "object", "scene", "object"]
     assert len(captions["val"]) == 6 and captions["train"][1]["image"].size == (48, 48)
-    text = " ".join(list(captions["train"]["caption"]) + list(captions["val"]["caption"]))
-    for color, shape in CONFIG.held_out_pairs:
-        assert f"{color} {shape}" not in text
-    again = generate_caption_dataset(num_train=20, num_val=6, config=CONFIG, seed=1)
+    text = " ".join(captions["train"]["caption"])
+    # the teacher's corpus stands in for web data: the pairs held out of the grounding data are in it too
+    for color, shape in [(c, s) for c, _ in CONFIG.colors for s in CONFIG.shapes]:
+        assert f"{color} {shape}" in text
+    again = generate_caption_dataset(num_train=300, num_val=6, config=CONFIG, seed=1)
     assert list(again["train"]["caption"]) == list(captions["train"]["caption"])
+
+
+def test_scene_pairs_modes():
+    rng = np.random.default_rng(0)
+    every = {(c, s) for c, _ in CONFIG.colors for s in CONFIG.shapes}
+    seen = {mode: set() for mode in SCENE_PAIRS}
+    for mode in SCENE_PAIRS:
+        for _ in range(60):
+            kinds = {(o.color, o.shape) for o in sample_scene(rng, CONFIG, pairs=mode)}
+            assert mode != "held_out" or kinds & set(CONFIG.held_out_pairs)
+            seen[mode] |= kinds
+    assert seen["allowed"] == set(CONFIG.allowed_pairs) and seen["all"] == every
+    with pytest.raises(ValueError, match="choose among"):
+        sample_scene(rng, CONFIG, pairs="test")
 
 
 def test_config_validation_and_round_trip():

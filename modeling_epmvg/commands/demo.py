@@ -14,12 +14,18 @@ the log are the ones a user would type):
    images);
 6. the training curve, a PNG of test predictions, the model card and `results.json`.
 
-With `--ablation` it trains the same student with and without distillation for several seeds instead, reusing the
-data, teacher and visual branch, and prints the two side by side with their spread.
+Grounding trains for a fixed number of steps (`--train-steps`), so the same seed gives the same model however
+busy the machine is; `--train-minutes` trains for a wall-time budget instead.
+
+With `--ablation` it draws the learning curve instead: the same student with and without distillation, for a fixed
+number of steps, at each grounding-data size (the first N training expressions, the same for both arms and every
+seed) and seed, reusing the data, teacher and visual branch; the rows go to `ablation.json`, the curve to
+`ablation.png`.
 """
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -36,6 +42,7 @@ from processing.data.synthetic import (
     SyntheticGroundingConfig,
     baseline_accuracies,
     generate_synthetic_dataset,
+    load_synthetic_config,
     save_synthetic_dataset,
 )
 from processing.data.visualization import draw_grounding, make_grid
@@ -47,6 +54,10 @@ from .cli import EpmVGArgumentParser, run_command
 
 
 DATA_SEED = 0
+LR_DROP_FRACTION = 0.75  # every learning rate x0.1 after this fraction of the steps (or of the time budget)
+# the teacher's captions, one pair a scene, stand in for web data: three times the grounding training set's scenes
+TEACHER_SCENES_PER_GROUNDING_SCENE = 3
+BUDGET_STEP_CAP = 1_000_000  # with --train-minutes the budget stops training; the Trainer still needs a step cap
 LOSS_TERMS = ("loss", "loss_bbox", "loss_giou", "loss_aux_dense", "loss_aux_target_token", "loss_distill_image",
               "loss_distill_text")  # fmt: skip
 
@@ -54,23 +65,34 @@ LOSS_TERMS = ("loss", "loss_bbox", "loss_giou", "loss_aux_dense", "loss_aux_targ
 def parse_args(argv=None) -> argparse.Namespace:
     parser = EpmVGArgumentParser(prog="epmvg-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", default="demo_output")
-    parser.add_argument("--ablation", action="store_true", help="Train with and without distillation, --seeds each.")
+    parser.add_argument("--ablation", action="store_true", help="The learning curve, with and without distillation.")
     parser.add_argument("--num-train", type=int, default=40000, help="Training expressions (two per scene).")
     parser.add_argument("--num-eval", type=int, default=500, help="Expressions in val and in test.")
     parser.add_argument("--image-size", type=int, default=64, help="Side of the synthetic images and the canvas.")
-    parser.add_argument("--train-minutes", type=float, default=8.0, help="Grounding training time budget.")
-    parser.add_argument("--ablation-minutes", type=float, default=4.0, help="Training time of each ablation run.")
-    parser.add_argument("--max-steps", type=int, default=100_000, help="Cap on the grounding steps of a run.")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Seeds of the ablation runs.")
+    parser.add_argument("--train-steps", type=int, default=4000, help="Grounding steps (lr x0.1 after 75%% of them).")
+    parser.add_argument(
+        "--train-minutes",
+        type=float,
+        help="A grounding wall-time budget instead of --train-steps (lr x0.1 after 75%%).",
+    )
+    parser.add_argument(
+        "--train-sizes", type=int, nargs="+", default=[2500, 10000, 40000],
+        help="Ablation: training expressions of each run (the first N of the train split).",
+    )  # fmt: skip
+    parser.add_argument("--ablation-steps", type=int, default=1500, help="Grounding steps of each ablation run.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds of the ablation runs.")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--eval-steps", type=int, default=500, help="Val accuracy every this many steps.")
     parser.add_argument("--text-layers", type=int, default=2, help="MiniLM layers kept (of 6), frozen.")
-    parser.add_argument("--teacher-steps", type=int, default=400)
+    parser.add_argument("--teacher-steps", type=int, default=1500)
     parser.add_argument("--visual-steps", type=int, default=500, help="Visual pretraining steps.")
     parser.add_argument("--dataloader-workers", type=int, default=1, help="Workers preparing the training batches.")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.ablation and not all(0 < size <= args.num_train for size in args.train_sizes):
+        parser.error(f"--train-sizes {args.train_sizes}: every size must be between 1 and --num-train.")
+    return args
 
 
 def command(module: str, *arguments: str) -> list[str]:
@@ -133,7 +155,24 @@ def student_config(args, folder: str) -> None:
     ).save_pretrained(folder)  # fmt: skip
 
 
-def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, minutes: float) -> list[str]:
+def schedule_arguments(steps: int, rows: int, batch_size: int, minutes: float | None) -> list[str]:
+    """
+    `steps` steps with every learning rate x0.1 after 75% of them (epmvg-train drops at an epoch, fractions allowed:
+    that of the step), or a wall-time budget of `minutes` with the drop after 75% of it.
+    """
+    if minutes is not None:
+        return [
+            "--max_train_minutes", str(minutes), "--max_steps", str(BUDGET_STEP_CAP),
+            "--lr_drop_time_fraction", str(LR_DROP_FRACTION),
+        ]  # fmt: skip
+    steps_per_epoch = math.ceil(rows / batch_size)
+    return ["--max_steps", str(steps), "--lr_drop_epoch", repr(LR_DROP_FRACTION * steps / steps_per_epoch)]
+
+
+def train_command(
+    args, paths: dict, output_dir: str, distill: bool, seed: int, steps: int, rows: int, minutes: float | None = None
+) -> list[str]:
+    """The grounding command on `paths["data"]` (`rows` training expressions): `steps` steps, or `minutes`."""
     arguments = [
         "--dataset_name", paths["data"], "--eval_split", "val",
         "--config_name", paths["config"],
@@ -146,8 +185,7 @@ def train_command(args, paths: dict, output_dir: str, distill: bool, seed: int, 
         # dense labels follow every object of the scene, which augmentation would move
         "--augment", "false",
         "--output_dir", output_dir,
-        # a time budget, the lr dropped x0.1 after 75% of it: as many steps as the machine gives
-        "--max_train_minutes", str(minutes), "--max_steps", str(args.max_steps),
+        *schedule_arguments(steps, rows, args.batch_size, minutes),
         "--per_device_train_batch_size", str(args.batch_size),
         "--per_device_eval_batch_size", "250",
         # the visual branch was pretrained on these scenes at this rate, and is small: it keeps learning at it
@@ -181,9 +219,17 @@ def accuracy_by_type(report: dict, dataset) -> dict[str, float]:
     return {kind: sum(values) / len(values) for kind, values in sorted(hits.items())}
 
 
-def training_steps(model_dir: str) -> int:
+def trainer_state(model_dir: str) -> dict:
+    """The Trainer's `trainer_state.json` of a finished run (global_step, log_history)."""
     with open(os.path.join(model_dir, "trainer_state.json")) as handle:
-        return json.load(handle)["global_step"]
+        return json.load(handle)
+
+
+def val_curve(model_dir: str) -> list[list[float]]:
+    """[step, val Acc@0.5] of the evaluations during training, one per step (the final model is evaluated twice)."""
+    history = trainer_state(model_dir)["log_history"]
+    curve = {entry["step"]: entry["eval_accuracy"] for entry in history if "eval_accuracy" in entry}
+    return [[step, accuracy] for step, accuracy in curve.items()]
 
 
 def plot_training_curve(model_dir: str, path: str) -> None:
@@ -193,8 +239,7 @@ def plot_training_curve(model_dir: str, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(os.path.join(model_dir, "trainer_state.json")) as handle:
-        history = json.load(handle)["log_history"]
+    history = trainer_state(model_dir)["log_history"]
     figure, (losses, accuracy) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key in LOSS_TERMS:
         points = [(entry["step"], entry[key]) for entry in history if key in entry]
@@ -202,8 +247,7 @@ def plot_training_curve(model_dir: str, path: str) -> None:
             losses.plot(*zip(*points), label=key)
     losses.set(xlabel="step", title="training losses (unweighted terms)", yscale="log")
     losses.legend(fontsize=8)
-    points = [(entry["step"], 100 * entry["eval_accuracy"]) for entry in history if "eval_accuracy" in entry]
-    accuracy.plot(*zip(*points), marker="o")
+    accuracy.plot(*zip(*[(step, 100 * value) for step, value in val_curve(model_dir)]), marker="o")
     accuracy.set(xlabel="step", ylabel="Acc@0.5 (%)", title="val Acc@0.5", ylim=(0, 100))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -226,23 +270,25 @@ def plot_predictions(model, processor, test, path: str, count: int = 12) -> None
 
 
 def prepare(args, paths: dict) -> dict[str, float]:
-    """Data (generated while the teacher trains), teacher and visual branch, each kept when already there."""
+    """
+    Data, teacher and visual branch, each kept when already there; the teacher (with its own captions) trains while
+    the data is generated and the visual branch pretrained.
+    """
     times = {}
     teacher = None
+    started = time.time()
     if not os.path.isfile(os.path.join(paths["teacher"], "config.json")):
+        scenes = math.ceil(args.num_train / SyntheticGroundingConfig().expressions_per_image)
         arguments = command(
             "modeling_epmvg.commands.pretrain_teacher", "--output-dir", paths["teacher"],
-            "--image-size", str(args.image_size), "--max-steps", str(args.teacher_steps), "--seed", str(args.seed),
+            "--image-size", str(args.image_size), "--num-train", str(TEACHER_SCENES_PER_GROUNDING_SCENE * scenes),
+            "--max-steps", str(args.teacher_steps), "--seed", str(args.seed),
         )  # fmt: skip
         print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
         teacher = subprocess.Popen(arguments)
-    started = time.time()
     generate_data(args, paths["data"])
     times["data"] = time.time() - started
     print(f"[data] {paths['data']} ready in {times['data'] / 60:.1f} min", flush=True)
-    if teacher is not None:
-        check_stage("teacher", teacher.args, teacher.wait())
-    times["data + teacher"] = time.time() - started
     student_config(args, paths["config"])
     if not os.path.isfile(os.path.join(paths["visual"], "config.json")):
         arguments = command(
@@ -250,13 +296,19 @@ def prepare(args, paths: dict) -> dict[str, float]:
             "--output-dir", paths["visual"], "--max-steps", str(args.visual_steps), "--seed", str(args.seed),
         )  # fmt: skip
         times["visual pretraining"] = run(arguments, "visual pretraining")
+    if teacher is not None:
+        check_stage("teacher", teacher.args, teacher.wait())
+    times["data + visual pretraining + teacher"] = time.time() - started
     return times
 
 
 def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) -> dict:
     """Trains the distilled student, evaluates it, checks that it reads the text, and writes every output."""
     model_dir = paths["model"]
-    times["training"] = run(train_command(args, paths, model_dir, True, args.seed, args.train_minutes), "train")
+    training = train_command(
+        args, paths, model_dir, True, args.seed, args.train_steps, args.num_train, args.train_minutes
+    )
+    times["training"] = run(training, "train")
     evaluation_started = time.time()
     report = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")
     shuffled = evaluate(paths, model_dir, "eval_shuffled_text", "--splits", "val", "--shuffle-expressions", "0")
@@ -272,16 +324,18 @@ def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) ->
         "val_shuffled_text_accuracy": shuffled["metrics"]["val"]["accuracy"],
         "baselines": {"random_object": baselines["random_object"], "text_blind": baselines["text_blind_largest"]},
         "val_accuracy_by_type": accuracy_by_type(report, data["val"]),
-        "train_steps": training_steps(model_dir),
+        "seed": args.seed,
+        "train_steps": trainer_state(model_dir)["global_step"],
         "num_train": args.num_train,
         "stage_times_s": {name: round(value, 1) for name, value in times.items()},
         "wall_time_s": round(time.time() - started, 1),
     }
+    budget = f" (a {args.train_minutes:g}-minute budget)" if args.train_minutes is not None else ""
     summary = (
         f"Synthetic benchmark ({args.num_train} training expressions, {args.image_size}x{args.image_size} images), "
-        f"{results['train_steps']} steps ({args.train_minutes:g} min) at batch {args.batch_size} on CPU after a "
-        f"{args.visual_steps}-step visual "
-        f"pretraining; demo wall time {results['wall_time_s'] / 60:.1f} min. Val baselines: random object "
+        f"{results['train_steps']} steps{budget} at batch {args.batch_size} on CPU (seed {args.seed}) after a "
+        f"{args.visual_steps}-step visual pretraining; demo wall time {results['wall_time_s'] / 60:.1f} min. Val "
+        f"baselines: random object "
         f"{100 * baselines['random_object']:.1f}%, text-blind (largest object) "
         f"{100 * baselines['text_blind_largest']:.1f}%; val with expressions shuffled across images "
         f"{100 * results['val_shuffled_text_accuracy']:.1f}%."
@@ -292,18 +346,67 @@ def run_demo(args, paths: dict, baselines: dict, times: dict, started: float) ->
     return results
 
 
-def run_ablation(args, paths: dict) -> dict:
-    """The same student with and without distillation, one run per seed each; accuracies and their spread."""
-    runs = {"distillation": True, "no distillation": False}
-    accuracies = {name: {"val": [], "test": []} for name in runs}
+ABLATION_ARMS = {"distillation": True, "no distillation": False}
+
+
+def ablation_data(args, paths: dict, size: int) -> str:
+    """
+    The benchmark with only its first `size` training expressions (the benchmark generated with `num_train=size`:
+    the same scenes), val and test whole; kept when already there.
+    """
+    if size == args.num_train:
+        return paths["data"]
+    folder = os.path.join(args.output_dir, "ablation", f"data_{size}")
+    if not os.path.isfile(os.path.join(folder, "dataset_dict.json")):
+        data = load_from_disk(paths["data"])
+        data["train"] = data["train"].select(range(size))
+        save_synthetic_dataset(data, folder, load_synthetic_config(paths["data"]))
+    return folder
+
+
+def run_ablation(args, paths: dict, output: str) -> list[dict]:
+    """
+    The same student with and without distillation at each training-set size and seed, for the same number of
+    steps; one row per run, written to `output` after each run. Rows already in `output` for the same size, arm,
+    seed and steps are kept, so an interrupted ablation resumes.
+    """
+    rows = []
+    if os.path.isfile(output):
+        with open(output) as handle:
+            rows = [row for row in json.load(handle) if row["train_steps"] == args.ablation_steps]
+    done = {(row["train_size"], row["distillation"], row["seed"]) for row in rows}
     for seed in args.seeds:
-        for name, distill in runs.items():
-            model_dir = os.path.join(args.output_dir, "ablation", f"{name.replace(' ', '_')}_seed{seed}")
-            run(train_command(args, paths, model_dir, distill, seed, args.ablation_minutes), f"{name}, seed {seed}")
-            metrics = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")["metrics"]
-            for split in ("val", "test"):
-                accuracies[name][split].append(metrics[split]["accuracy"])
-    return accuracies
+        for size in args.train_sizes:
+            for name, distill in ABLATION_ARMS.items():
+                if (size, distill, seed) in done:
+                    continue
+                model_dir = os.path.join(args.output_dir, "ablation", f"{size}_{name.replace(' ', '_')}_seed{seed}")
+                data = {**paths, "data": ablation_data(args, paths, size)}
+                training = train_command(args, data, model_dir, distill, seed, args.ablation_steps, size)
+                run(training, f"{size} expressions, {name}, seed {seed}")
+                metrics = evaluate(paths, model_dir, "eval_results", "--splits", "val", "test")["metrics"]
+                rows.append(
+                    {
+                        "train_size": size,
+                        "distillation": distill,
+                        "seed": seed,
+                        "val_accuracy": metrics["val"]["accuracy"],
+                        "test_accuracy": metrics["test"]["accuracy"],
+                        "train_steps": trainer_state(model_dir)["global_step"],
+                        "val_curve": val_curve(model_dir),
+                    }
+                )
+                with open(output, "w") as handle:
+                    json.dump(rows, handle, indent=1)
+    return rows
+
+
+def ablation_groups(rows: list[dict]) -> dict[tuple[int, bool], list[dict]]:
+    """The rows of each (training-set size, distillation) pair, sizes ascending."""
+    groups = {}
+    for row in sorted(rows, key=lambda row: (row["train_size"], not row["distillation"], row["seed"])):
+        groups.setdefault((row["train_size"], row["distillation"]), []).append(row)
+    return groups
 
 
 def spread(values: list[float]) -> str:
@@ -311,16 +414,54 @@ def spread(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} +- {100 * deviation:.1f}"
 
 
-def ablation_table(accuracies: dict, seeds: list[int]) -> str:
-    lines = [f"| student ({len(seeds)} seeds) | val Acc@0.5 | test Acc@0.5 | val per seed |", "|---|---:|---:|---|"]
-    for name, splits in accuracies.items():
-        per_seed = ", ".join(f"{100 * value:.1f}" for value in splits["val"])
-        lines.append(f"| {name} | {spread(splits['val'])} | {spread(splits['test'])} | {per_seed} |")
+def ablation_table(rows: list[dict]) -> str:
+    """Markdown: mean +- standard deviation over seeds of each size and arm, and the val figure of each seed."""
+    lines = [
+        "| training expressions | student | seeds | val Acc@0.5 | test Acc@0.5 | val per seed |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
+    for (size, distill), group in ablation_groups(rows).items():
+        val, test = ([row[f"{split}_accuracy"] for row in group] for split in ("val", "test"))
+        name = next(name for name, flag in ABLATION_ARMS.items() if flag == distill)
+        per_seed = ", ".join(f"{100 * value:.1f}" for value in val)
+        lines.append(f"| {size} | {name} | {len(group)} | {spread(val)} | {spread(test)} | {per_seed} |")
     return "\n".join(lines)
 
 
+def plot_ablation(rows: list[dict], path: str) -> None:
+    """Acc@0.5 against the training-set size, val and held-out test: each arm's mean, its standard deviation over
+    seeds (error bars) and every seed (dots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = ablation_groups(rows)
+    sizes = sorted({size for size, _ in groups})
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    titles = {"val": "val Acc@0.5", "test": "held-out test Acc@0.5 (unseen colour-shape pairs)"}
+    for axis, (split, title) in zip(axes, titles.items()):
+        for (name, distill), colour in zip(ABLATION_ARMS.items(), ("tab:blue", "tab:orange")):
+            values = [[100 * row[f"{split}_accuracy"] for row in groups[size, distill]] for size in sizes]
+            deviations = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+            means = [statistics.mean(v) for v in values]
+            axis.errorbar(sizes, means, yerr=deviations, marker="o", capsize=4, color=colour, label=name)
+            for size, seeds in zip(sizes, values):
+                axis.scatter([size] * len(seeds), seeds, color=colour, alpha=0.4, s=14)
+        axis.set(xscale="log", xlabel="training expressions", title=title, ylim=(0, 100))
+        axis.set_xticks(sizes, [str(size) for size in sizes])
+        axis.minorticks_off()
+    axes[0].set_ylabel("Acc@0.5 (%): mean +- std over seeds, dots: seeds")
+    axes[0].legend()
+    steps = sorted({row["train_steps"] for row in rows})
+    figure.suptitle(f"EpmVG with and without distillation, {'/'.join(map(str, steps))} steps per run")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def demo(args: argparse.Namespace) -> dict:
-    """The demo (or with `--ablation`, the ablation); returns what it wrote to results.json (ablation.json)."""
+    """The demo (or with `--ablation`, the ablation); returns what it wrote to results.json (the ablation's rows)."""
     started = time.time()
     args.output_dir = os.path.abspath(args.output_dir)
     names = ("data", "teacher", "config", "visual", "model")
@@ -329,14 +470,12 @@ def demo(args: argparse.Namespace) -> dict:
     times = prepare(args, paths)
     baselines = baseline_accuracies(load_from_disk(paths["data"])["val"])
     if args.ablation:
-        accuracies = run_ablation(args, paths)
-        with open(os.path.join(args.output_dir, "ablation.json"), "w") as handle:
-            json.dump(
-                {"seeds": args.seeds, "minutes": args.ablation_minutes, "accuracy": accuracies}, handle, indent=1
-            )
-        print("\n" + ablation_table(accuracies, args.seeds))
-        print(f"Wall time {(time.time() - started) / 60:.1f} min.")
-        return accuracies
+        rows = run_ablation(args, paths, os.path.join(args.output_dir, "ablation.json"))
+        plot_ablation(rows, os.path.join(args.output_dir, "ablation.png"))
+        print("\n" + ablation_table(rows))
+        print(f"Rows in {args.output_dir}/ablation.json, curve in ablation.png. Wall time "
+              f"{(time.time() - started) / 60:.1f} min.")  # fmt: skip
+        return rows
     results = run_demo(args, paths, baselines, times, started)
     with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
         json.dump(results, handle, indent=1)

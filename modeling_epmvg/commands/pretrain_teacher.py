@@ -22,7 +22,7 @@ from transformers import AutoTokenizer, CLIPConfig, CLIPModel, CLIPProcessor, Tr
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from processing.data.minilm import default_tokenizer_dir
-from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset
+from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset, load_synthetic_config
 from processing.image_processing_epmvg import to_rgb_image
 
 from .cli import EpmVGArgumentParser, run_command
@@ -95,39 +95,57 @@ class CLIPCaptionCollator:
         return {**batch, "return_loss": True}
 
 
+def mentions_pair(caption: str, pairs) -> bool:
+    """Whether `caption` names an object of one of the (colour, shape) `pairs` ("a small red star")."""
+    return any(f"{color} {shape}" in caption for color, shape in pairs)
+
+
 @torch.no_grad()
-def retrieval_accuracy(model: CLIPModel, processor: CLIPProcessor, dataset, batch_size: int = 256) -> dict:
+def retrieval_accuracy(model: CLIPModel, processor: CLIPProcessor, dataset, held_out_pairs=(), batch_size=256) -> dict:
     r"""
-    Top-1 image->text and text->image retrieval within one batch of held-out pairs. Captions repeat (object crops
-    share captions), so a retrieved item counts as correct when its caption equals the query's.
+    Top-1 image->text and text->image retrieval among validation pairs, in consecutive pools of `batch_size` pairs.
+    Captions repeat (object crops share captions), so a retrieved item counts as correct when its caption equals
+    the query's. The same figures are given for the queries whose caption names a `held_out_pairs` object, the
+    combinations the student's grounding data never shows outside its test split.
 
     Returns:
-        `dict` with image_to_text_top1, text_to_image_top1, chance_top1 (expected top-1 of a random ranking) and
-        num_pairs.
+        `dict` with image_to_text_top1, text_to_image_top1, top1 (their mean), chance_top1 (expected top-1 of a
+        random ranking) and num_pairs; the same with the prefix held_out_pair_ (held_out_pair_top1, ...; `None`
+        without such queries) and held_out_pair_num_queries.
     """
-    rows = [dataset[i] for i in range(min(batch_size, len(dataset)))]
     model.eval()
-    batch = CLIPCaptionCollator(processor)(rows)
-    batch.pop("return_loss")
-    outputs = model(**{k: v.to(model.device) for k, v in batch.items()})
-    captions = [row["caption"] for row in rows]
-    same = torch.tensor([[a == b for b in captions] for a in captions])
-    image_to_text = same[torch.arange(len(rows)), outputs.logits_per_image.argmax(-1).cpu()]
-    text_to_image = same[torch.arange(len(rows)), outputs.logits_per_text.argmax(-1).cpu()]
-    return {
-        "image_to_text_top1": image_to_text.float().mean().item(),
-        "text_to_image_top1": text_to_image.float().mean().item(),
-        "chance_top1": same.float().mean().item(),
-        "num_pairs": len(rows),
-    }
+    hits = {"image_to_text": [], "text_to_image": [], "chance": []}
+    held_out = []
+    for start in range(0, len(dataset), batch_size):
+        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = CLIPCaptionCollator(processor)(rows)
+        batch.pop("return_loss")
+        outputs = model(**{k: v.to(model.device) for k, v in batch.items()})
+        captions = [row["caption"] for row in rows]
+        same = torch.tensor([[a == b for b in captions] for a in captions])
+        queries = torch.arange(len(rows))
+        hits["image_to_text"].append(same[queries, outputs.logits_per_image.argmax(-1).cpu()].float())
+        hits["text_to_image"].append(same[queries, outputs.logits_per_text.argmax(-1).cpu()].float())
+        hits["chance"].append(same.float().mean(-1))
+        held_out += [mentions_pair(caption, held_out_pairs) for caption in captions]
+    hits = {name: torch.cat(values) for name, values in hits.items()}
+    held_out = torch.tensor(held_out, dtype=torch.bool)
+    metrics = {"num_pairs": len(held_out), "held_out_pair_num_queries": int(held_out.sum())}
+    for prefix, mask in (("", torch.ones_like(held_out)), ("held_out_pair_", held_out)):
+        # None (null in the JSON) when no query names a held-out pair
+        values = {name: scores[mask].mean().item() if mask.any() else None for name, scores in hits.items()}
+        metrics |= {f"{prefix}{name}_top1": value for name, value in values.items()}
+        directions = (values["image_to_text"], values["text_to_image"])
+        metrics[f"{prefix}top1"] = sum(directions) / 2 if mask.any() else None
+    return metrics
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = EpmVGArgumentParser(prog="epmvg-pretrain-teacher", description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", required=True, help="where the teacher and its processor are saved")
     parser.add_argument("--captions", help="a saved caption DatasetDict (train/val); generated when omitted")
-    parser.add_argument("--num-train", type=int, default=8000, help="generated training pairs")
-    parser.add_argument("--num-val", type=int, default=256, help="generated held-out pairs (retrieval check)")
+    parser.add_argument("--num-train", type=int, default=60000, help="generated training pairs (one scene each)")
+    parser.add_argument("--num-val", type=int, default=512, help="generated held-out pairs (retrieval check)")
     parser.add_argument("--image-size", type=int, default=SyntheticGroundingConfig().image_size)
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--hidden-size", type=int, default=64)
@@ -146,15 +164,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_captions(args: argparse.Namespace):
-    """The caption DatasetDict named by --captions, or a freshly generated one."""
+def caption_config(args: argparse.Namespace) -> SyntheticGroundingConfig:
+    """The benchmark config of the captions: saved next to --captions, or the default one at --image-size."""
     if args.captions is None:
-        config = SyntheticGroundingConfig(image_size=args.image_size)
-        return generate_caption_dataset(args.num_train, args.num_val, config=config, seed=args.seed)
+        return SyntheticGroundingConfig(image_size=args.image_size)
     if not os.path.isdir(args.captions):
         raise FileNotFoundError(
             f"--captions {args.captions!r} is not a folder: save one with processing.data.synthetic."
         )
+    return load_synthetic_config(args.captions)
+
+
+def load_captions(args: argparse.Namespace):
+    """The caption DatasetDict named by --captions, or a freshly generated one."""
+    config = caption_config(args)
+    if args.captions is None:
+        return generate_caption_dataset(args.num_train, args.num_val, config=config, seed=args.seed)
     captions = load_from_disk(args.captions)
     if not {"train", "val"} <= set(captions) or "caption" not in captions["train"].column_names:
         raise ValueError(f"{args.captions!r} must hold train/val splits with image and caption columns.")
@@ -165,6 +190,7 @@ def pretrain(args: argparse.Namespace) -> dict:
     """Trains, saves the teacher + processor in `--output_dir`, and returns (and saves) the retrieval metrics."""
     set_seed(args.seed)
     captions = load_captions(args)
+    held_out_pairs = caption_config(args).held_out_pairs
     processor = build_teacher_processor(args.image_size, args.tokenizer or default_tokenizer_dir(), args.max_text_len)
     model = CLIPModel(build_teacher_config(processor, args))
     training_args = TrainingArguments(
@@ -189,7 +215,7 @@ def pretrain(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     train_output = trainer.train()
     metrics = {
-        **retrieval_accuracy(model, processor, captions["val"]),
+        **retrieval_accuracy(model, processor, captions["val"], held_out_pairs),
         "train_loss": train_output.training_loss,
         "train_seconds": time.perf_counter() - start,
         "max_steps": args.max_steps,
@@ -202,7 +228,9 @@ def pretrain(args: argparse.Namespace) -> dict:
     print(
         f"Teacher retrieval on {metrics['num_pairs']} held-out pairs: image->text top-1 "
         f"{metrics['image_to_text_top1']:.3f}, text->image top-1 {metrics['text_to_image_top1']:.3f} "
-        f"(chance {metrics['chance_top1']:.3f}); saved to {args.output_dir}"
+        f"(chance {metrics['chance_top1']:.3f}); on the {metrics['held_out_pair_num_queries']} captions that name "
+        f"a held-out colour-shape pair: top-1 {metrics['held_out_pair_top1']:.3f} (chance "
+        f"{metrics['held_out_pair_chance_top1']:.3f}); saved to {args.output_dir}"
     )
     return metrics
 
@@ -220,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = [
     "build_teacher_config",
     "build_teacher_processor",
+    "caption_config",
     "load_captions",
     "main",
+    "mentions_pair",
     "parse_args",
     "pretrain",
     "retrieval_accuracy",

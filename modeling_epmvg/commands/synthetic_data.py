@@ -38,8 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_objects", type=int, default=defaults.max_objects)
     parser.add_argument("--expressions_per_image", type=int, default=defaults.expressions_per_image)
     parser.add_argument("--captions_output", help="also save the teacher's image-caption pairs here")
-    parser.add_argument("--num_caption_train", type=int, default=6000)
-    parser.add_argument("--num_caption_val", type=int, default=256)
+    parser.add_argument("--num_caption_train", type=int, default=60000)
+    parser.add_argument("--num_caption_val", type=int, default=512)
     return parser.parse_args(argv)
 
 

@@ -48,9 +48,9 @@ def _png(image) -> dict:
     return {"bytes": buffer.getvalue(), "path": None}
 
 
-def _scene(config, seed, stream, index, held_out=False):
+def _scene(config, seed, stream, index, pairs="allowed"):
     rng = np.random.default_rng([seed, _STREAMS[stream], index])
-    objects = sample_scene(rng, config, held_out=held_out)
+    objects = sample_scene(rng, config, pairs=pairs)
     return rng, objects, render_scene(objects, rng, config)
 
 
@@ -62,7 +62,7 @@ def _grounding_split(split: str, num_examples: int, config: SyntheticGroundingCo
     while len(rows["expression"]) < num_examples:
         if index >= _EMPTY_SCENES_LIMIT and not rows["expression"]:
             raise ValueError(f"No expression could be generated in {index} scenes: check expression_types/objects.")
-        rng, objects, image = _scene(config, seed, split, index, held_out)
+        rng, objects, image = _scene(config, seed, split, index, "held_out" if held_out else "allowed")
         image_id, image_bytes, made = f"synthetic-{split}-{index:06d}", _png(image), 0
         for target in rng.permutation(len(objects)):
             if made == config.expressions_per_image or len(rows["expression"]) == num_examples:
@@ -136,35 +136,35 @@ def generate_synthetic_dataset(
 
 def _caption_split(stream: str, num_examples: int, config: SyntheticGroundingConfig, seed: int) -> Dataset:
     rows = {"image": [], "caption": [], "caption_type": []}
-    index = 0
-    while len(rows["caption"]) < num_examples:
-        rng, objects, image = _scene(config, seed, stream, index)
-        obj = objects[int(rng.integers(len(objects)))]
-        # one whole-scene caption and one object crop per scene
-        pairs = [
-            (image, scene_caption(objects, rng, config), "scene"),
-            (crop_object(image, obj, config), None, "object"),
-        ]
-        for picture, caption, kind in pairs[: num_examples - len(rows["caption"])]:
-            rows["image"].append(_png(picture))
-            rows["caption"].append(caption or object_caption(obj))
-            rows["caption_type"].append(kind)
-        index += 1
+    for index in range(num_examples):
+        # any pair, held-out ones included: the captions stand in for web data, which knows every combination
+        rng, objects, image = _scene(config, seed, stream, index, "all")
+        # one pair per scene (as many scenes as pairs): whole scenes alternate with object crops
+        if index % 2 == 0:
+            picture, caption, kind = image, scene_caption(objects, rng, config), "scene"
+        else:
+            obj = objects[int(rng.integers(len(objects)))]
+            picture, caption, kind = crop_object(image, obj, config), object_caption(obj), "object"
+        rows["image"].append(_png(picture))
+        rows["caption"].append(caption)
+        rows["caption_type"].append(kind)
     return Dataset.from_dict(rows, features=CAPTION_FEATURES)
 
 
 def generate_caption_dataset(
-    num_train: int = 6000, num_val: int = 256, config: SyntheticGroundingConfig | None = None, seed: int = 0
+    num_train: int = 60000, num_val: int = 512, config: SyntheticGroundingConfig | None = None, seed: int = 0
 ) -> DatasetDict:
     r"""
-    Image-caption pairs for pretraining the CLIP teacher, from train-distribution scenes (no held-out pairs):
-    whole scenes captioned "a large red square, a small blue circle and a green star" (left to right) or
-    "a small red square left of a large blue circle", alternating with object crops captioned
-    "a small green triangle".
+    Image-caption pairs for pretraining the CLIP teacher, standing in for the web data CLIP is trained on: scenes
+    drawn from every (colour, shape) pair, the held-out ones included (which the grounding splits show only as
+    test targets), in streams of their own (no caption scene is a grounding scene). One pair per scene: whole
+    scenes captioned "a large red square, a small blue circle and a green star" (left to right) or "a small red
+    square left of a large blue circle", alternating with object crops captioned "a small green triangle".
 
     Args:
-        num_train (`int`, *optional*, defaults to 6000): pairs in "train".
-        num_val (`int`, *optional*, defaults to 256): pairs in "val" (separate scenes).
+        num_train (`int`, *optional*, defaults to 60000): pairs (and scenes) in "train": three times the scenes of
+            the demo's grounding training set.
+        num_val (`int`, *optional*, defaults to 512): pairs in "val" (separate scenes).
         config (`SyntheticGroundingConfig`, *optional*): the benchmark configuration.
         seed (`int`, *optional*, defaults to 0): random seed.
 

@@ -186,25 +186,32 @@ def _place_object(rng, placed, side, config) -> tuple[float, float, float, float
     return None
 
 
-def sample_scene(rng: np.random.Generator, config: SyntheticGroundingConfig, held_out: bool = False):
+SCENE_PAIRS = ("allowed", "held_out", "all")
+
+
+def sample_scene(rng: np.random.Generator, config: SyntheticGroundingConfig, pairs: str = "allowed"):
     r"""
     Samples the objects of one scene.
 
     Args:
         rng (`np.random.Generator`): the random source (the scene is a pure function of its state).
         config (`SyntheticGroundingConfig`): the benchmark configuration.
-        held_out (`bool`, *optional*, defaults to `False`):
-            `False`: only `config.allowed_pairs` (train/val). `True`: any pair, with at least one held-out pair
-            (test scenes, whose targets are the held-out objects).
+        pairs (`str`, *optional*, defaults to `"allowed"`): the (colour, shape) pairs the scene may hold, one of
+            `SCENE_PAIRS`. `"allowed"`: only `config.allowed_pairs` (train/val). `"held_out"`: any pair, with at
+            least one held-out pair (test scenes, whose targets are the held-out objects). `"all"`: any pair
+            uniformly (the teacher's captions, which stand in for web data).
 
     Returns:
         `list[SyntheticObject]` in drawing order (later objects occlude earlier ones).
     """
-    pairs = [(c, s) for c, _ in config.colors for s in config.shapes] if held_out else config.allowed_pairs
+    if pairs not in SCENE_PAIRS:
+        raise ValueError(f"pairs={pairs!r}: choose among {SCENE_PAIRS}.")
+    every_pair = [(c, s) for c, _ in config.colors for s in config.shapes]
+    choices = config.allowed_pairs if pairs == "allowed" else every_pair
     for _ in range(_SCENE_TRIES):
         count = int(rng.integers(config.min_objects, config.max_objects + 1))
-        kinds = [pairs[i] for i in rng.integers(len(pairs), size=count)]
-        if held_out:
+        kinds = [choices[i] for i in rng.integers(len(choices), size=count)]
+        if pairs == "held_out":
             kinds[0] = tuple(config.held_out_pairs[int(rng.integers(len(config.held_out_pairs)))])
         objects = []
         for color, shape in kinds:
@@ -292,6 +299,7 @@ __all__ = [
     "COLORS",
     "EXPRESSION_TYPES",
     "HELD_OUT_PAIRS",
+    "SCENE_PAIRS",
     "SHAPES",
     "SIZES",
     "SyntheticGroundingConfig",
