@@ -2,6 +2,7 @@
 """A checkpoint whose config.json does not match its weights is refused naming the config field behind the shapes."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,9 @@ from transformers import AutoModel, pipeline
 from modeling_epmvg import EpmVGForVisualGrounding
 from processing import EpmVGImageProcessor, EpmVGProcessor, VisualGroundingPipeline
 
-from .conftest import REPO_ROOT, tiny_config, tiny_tokenizer
+from .conftest import tiny_config, tiny_tokenizer
 from .remote_code import run_without_package
+from .test_command_line import error_line
 
 
 # {edit of config.json (tiny_config: d_model 16, fusion_ffn_dim 32, 8 text slots, 64x64 canvas): what the error says}
@@ -87,16 +89,28 @@ def test_remote_code_users_get_the_same_error_without_the_package(tmp_path):
     assert "`d_model` is 32 in the config but 16 in the weights" in result["message"]
 
 
-@pytest.mark.skipif(
-    not (REPO_ROOT / "modeling_epmvg" / "commands" / "cli.py").exists(),
-    reason="needs the commands' shared error surface (modeling_epmvg/commands/cli.py, issue 27 item 2)",
-)
-def test_epmvg_predict_reports_it_in_one_error_line(tmp_path):
-    save_with_edited_config(tmp_path / "model", {"max_text_len": 12})
+def epmvg_predict(model, tmp_path, *flags: str) -> subprocess.CompletedProcess:
     Image.new("RGB", (40, 30), "red").save(tmp_path / "image.png")
-    command = [str(Path(sys.executable).parent / "epmvg-predict"), str(tmp_path / "model")]
-    command += ["--image", str(tmp_path / "image.png"), "--expression", "the red circle"]
-    completed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    command = [str(Path(sys.executable).parent / "epmvg-predict"), str(model), "--image", str(tmp_path / "image.png")]
+    command += ["--expression", "the red circle", "--no_draw", *flags]
+    env = os.environ | {"HF_MODULES_CACHE": str(tmp_path / "modules"), "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [(), ("--trust_remote_code",)], ids=["package code", "remote code"])
+def test_epmvg_predict_reports_it_in_one_error_line(tmp_path, flags):
+    save_with_edited_config(tmp_path / "model", {"max_text_len": 12})
+    completed = epmvg_predict(tmp_path / "model", tmp_path, *flags)
     assert completed.returncode == 1, completed.stderr[-3000:]
-    first_line = completed.stderr.splitlines()[0]
-    assert first_line.startswith("epmvg-predict: error: The weights in") and "max_text_len 12" in first_line
+    line = error_line(completed, "epmvg-predict")
+    assert line.startswith("epmvg-predict: error: The weights in") and "max_text_len 12" in line
+
+
+@pytest.mark.slow
+def test_epmvg_predict_runs_the_checkpoints_own_pipeline_with_remote_code(tmp_path):
+    save_with_edited_config(tmp_path / "model", {})
+    completed = epmvg_predict(tmp_path / "model", tmp_path, "--trust_remote_code")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len(json.loads(completed.stdout)) == 1
+    assert list((tmp_path / "modules").rglob("pipeline_epmvg.py"))
