@@ -970,7 +970,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         ...     fusion_layers=1, fusion_attention_heads=2, fusion_ffn_dim=32, image_size=64, max_text_len=8)
         >>> model = EpmVGForVisualGrounding(config).eval()
         >>> vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "red", "box"])}
-        >>> processor = EpmVGProcessor(EpmVGImageProcessor(size=64), BertTokenizer(vocab=vocab), max_text_len=8)
+        >>> processor = EpmVGProcessor.from_model_config(config, BertTokenizer(vocab=vocab))
         >>> image = Image.new("RGB", (120, 80), "white")
         >>> inputs = processor(images=image, text="the red box", return_tensors="pt")
         >>> with torch.inference_mode():

@@ -13,7 +13,7 @@ from PIL import Image
 from transformers import AutoModel, pipeline
 
 from modeling_epmvg import EpmVGForVisualGrounding
-from processing import EpmVGImageProcessor, EpmVGProcessor, VisualGroundingPipeline
+from processing import EpmVGProcessor, VisualGroundingPipeline
 
 from .conftest import tiny_config, tiny_tokenizer
 from .remote_code import run_without_package
@@ -35,9 +35,7 @@ def save_with_edited_config(folder, edit: dict) -> None:
     """A tiny model and its processor saved to `folder`, then config.json edited so it no longer fits the weights."""
     config = tiny_config()
     EpmVGForVisualGrounding(config).save_pretrained(folder)
-    EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer(), max_text_len=config.max_text_len).save_pretrained(
-        folder
-    )
+    EpmVGProcessor.from_model_config(config, tiny_tokenizer()).save_pretrained(folder)
     path = folder / "config.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | edit))
 

@@ -30,13 +30,9 @@ from transformers.trainer_utils import sort_checkpoints
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
-from modeling_epmvg.trainer_epmvg import (
-    EpmVGDistillationTrainer,
-    EpmVGNonFiniteLossError,
-    EpmVGTrainingArguments,
-    cache_teacher_embeddings,
-)
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from modeling_epmvg.teacher_epmvg import cache_teacher_embeddings
+from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGNonFiniteLossError, EpmVGTrainingArguments
+from processing import EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
 from processing.data.collator import EpmVGDataCollator
 from processing.data.dense_labels import EpmVGDenseLabeler
@@ -210,11 +206,7 @@ def build_processor(model_args: ModelArguments, config: EpmVGConfig) -> EpmVGPro
     tokenizer_source = model_args.tokenizer_name_or_path or model_args.text_model_name_or_path
     if tokenizer_source is None:
         raise ValueError("No tokenizer: pass --tokenizer_name_or_path (or --text_model_name_or_path).")
-    return EpmVGProcessor(
-        EpmVGImageProcessor(size=config.image_size),
-        AutoTokenizer.from_pretrained(tokenizer_source),
-        max_text_len=config.max_text_len,
-    )
+    return EpmVGProcessor.from_model_config(config, AutoTokenizer.from_pretrained(tokenizer_source))
 
 
 def compute_metrics(evaluation) -> dict:
