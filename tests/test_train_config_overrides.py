@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from modeling_epmvg import EpmVGConfig
+from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+from modeling_epmvg.commands.train import ModelArguments, build_model
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, tiny_config
 from .training_fixtures import train_arguments, write_training_setup
 
 
@@ -63,3 +65,14 @@ def test_a_bad_override_is_refused_before_training_with_one_error_line_naming_it
     assert first_line.startswith("epmvg-train: error: ") and words in first_line, completed.stderr[-3000:]
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_fine_tuning_a_checkpoint_applies_the_overrides_to_its_config_and_validates_them(tmp_path):
+    saved = EpmVGForVisualGrounding(tiny_config())
+    saved.save_pretrained(tmp_path)
+    model = build_model(ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"dropout": 0}'))
+    assert model.config.dropout == 0 and model.config.fusion_layers == saved.config.fusion_layers
+    torch.testing.assert_close(model.state_dict(), saved.state_dict(), rtol=0, atol=0)
+    # set after loading, as from_pretrained(**overrides) does, the heads would pass unchecked
+    with pytest.raises(ValueError, match="`fusion_attention_heads` is 3: it must divide `d_model` \\(16\\)"):
+        build_model(ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"fusion_attention_heads": 3}'))
