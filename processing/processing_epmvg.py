@@ -174,7 +174,7 @@ class EpmVGProcessor(ProcessorMixin):
         for index, expression in enumerate(texts):
             if not expression.strip():
                 raise ValueError(
-                    f"Text {index} is empty ({expression!r}): every image needs a non-empty referring expression."
+                    f"Expression {index} is empty ({expression!r}): every expression must name an object in its image."
                 )
         if num_images is not None and len(texts) != num_images:
             raise ValueError(

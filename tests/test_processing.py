@@ -94,8 +94,8 @@ def test_a_single_image_with_a_single_string(processor):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"text": ["the red circle", ""]}, "Text 1 is empty \\(''\\)"),
-        ({"text": ["the red circle", " \t\n"]}, "Text 1 is empty"),
+        ({"text": ["the red circle", ""]}, "Expression 1 is empty \\(''\\)"),
+        ({"text": ["the red circle", " \t\n"]}, "Expression 1 is empty"),
         ({"text": ["the red circle"]}, "Got 1 texts for 2 images: give exactly one referring expression per image"),
         ({"text": TEXTS + ["a dog"]}, "Got 3 texts for 2 images"),
         ({"text": ["the red circle", 3]}, "`text` must be a string or a non-empty list of strings"),

@@ -51,11 +51,7 @@ def test_an_integer_for_a_float_field_trains(setup, tmp_path):
     assert EpmVGConfig.from_pretrained(tmp_path).giou_loss_coefficient == 2
 
 
-# the shared error surface (modeling_epmvg/commands/cli.py, issue 27.2) prints the ValueError as one line, exit 1
-@pytest.mark.skipif(
-    not (REPO_ROOT / "modeling_epmvg" / "commands" / "cli.py").exists(),
-    reason="needs the commands' shared error surface (modeling_epmvg/commands/cli.py, issue 27 item 2)",
-)
+# the commands' error surface (modeling_epmvg/commands/cli.py) prints the ValueError as one line, exit status 1
 @pytest.mark.parametrize("case", sorted(REFUSED_OVERRIDES))
 def test_a_bad_override_is_refused_before_training_with_one_error_line_naming_it(setup, tmp_path, case):
     overrides, words = REFUSED_OVERRIDES[case]
