@@ -59,8 +59,8 @@ def load_grounding_processor(
         return AutoProcessor.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as error:
         raise ValueError(
-            f"Could not load an EpmVG processor from {source!r} ({error}). Save one next to the model "
-            "(EpmVGProcessor(...).save_pretrained(folder)) or pass --processor PATH."
+            f"Could not load an EpmVG processor from {source!r} ({error}). Save one next to the model (EpmVGProcessor"
+            ".from_model_config(model.config, tokenizer).save_pretrained(folder)) or pass --processor PATH."
         ) from error
 
 
