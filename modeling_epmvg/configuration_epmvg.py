@@ -2,10 +2,13 @@
 """EpmVG model configuration."""
 
 import copy
+import functools
 from dataclasses import field
 
 from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from transformers import AutoConfig
+from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 from transformers.utils import logging
 
@@ -14,6 +17,24 @@ logger = logging.get_logger(__name__)
 
 BBOX_LOSSES = ("smooth_l1", "l1")
 DISTILLATION_LOSSES = ("cosine", "l1")
+POSITIVE_SIZES = (
+    "d_model",
+    "vision_encoder_attention_heads",
+    "vision_encoder_ffn_dim",
+    "fusion_layers",
+    "fusion_attention_heads",
+    "fusion_ffn_dim",
+    "image_size",
+    "backbone_stride",
+)
+LOSS_COEFFICIENTS = (
+    "bbox_loss_coefficient",
+    "giou_loss_coefficient",
+    "distillation_image_coefficient",
+    "distillation_text_coefficient",
+    "auxiliary_dense_loss_coefficient",
+    "auxiliary_target_token_loss_coefficient",
+)
 # what `transformers.pipeline(model=<saved folder>, trust_remote_code=True)` reads to build the "visual-grounding"
 # task; EpmVGProcessor.save_pretrained puts pipeline_epmvg.py beside the code
 CUSTOM_PIPELINES = {
@@ -41,6 +62,10 @@ class EpmVGConfig(PreTrainedConfig):
     Building a config never touches the network: the sub-configs default to a ResNet-50 [`ResNetConfig`] and a
     BERT-base [`BertConfig`], with random weights. Load pretrained parts with
     [`EpmVGForVisualGrounding.from_backbone_text_pretrained`].
+
+    A config is checked whole when it is built (and again before it is saved): a value of the wrong type, a size
+    below its minimum, a number of heads that does not divide `d_model`, an unknown loss name or a negative loss
+    weight raises a `ValueError` naming the field, its value and a valid one. Float fields take integers (`2`).
 
     Args:
         backbone_config (`dict` or [`PreTrainedConfig`], *optional*):
@@ -147,20 +172,20 @@ class EpmVGConfig(PreTrainedConfig):
     fusion_ffn_dim: int = 2048
     dropout: float | int = 0.1
     activation_function: str = "relu"
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: float | int = 1e-5
     image_size: int = 640
     backbone_stride: int = 32
     max_text_len: int = 20
     freeze_backbone_stages: int = 1
     position_embedding_temperature: float | int = 10000
-    init_std: float = 1.0
+    init_std: float | int = 1.0
     bbox_loss: str = "smooth_l1"
-    smooth_l1_beta: float = 1.0
-    bbox_loss_coefficient: float = 1.0
-    giou_loss_coefficient: float = 1.0
+    smooth_l1_beta: float | int = 1.0
+    bbox_loss_coefficient: float | int = 1.0
+    giou_loss_coefficient: float | int = 1.0
     distillation_loss: str = "cosine"
-    distillation_image_coefficient: float = 1.5
-    distillation_text_coefficient: float = 2.0
+    distillation_image_coefficient: float | int = 1.5
+    distillation_text_coefficient: float | int = 2.0
     dense_attribute_classes: list[int] | None = None
     auxiliary_dense_loss_coefficient: float | int = 0.0
     auxiliary_target_token_loss_coefficient: float | int = 0.0
@@ -199,50 +224,85 @@ class EpmVGConfig(PreTrainedConfig):
         check_model_type(config_dict.get("model_type", cls.model_type), pretrained_model_name_or_path)
         return config_dict, kwargs
 
+    # `@strict` runs every `validate_*` method when a config is built and before it is saved
     def validate_architecture(self):
-        """Checks the architecture fields; every message names the field and a valid value."""
-        for width_name, heads_name in (
-            ("d_model", "vision_encoder_attention_heads"),
-            ("d_model", "fusion_attention_heads"),
-        ):
-            if getattr(self, width_name) % getattr(self, heads_name) != 0:
-                raise ValueError(
-                    f"`{width_name}` ({getattr(self, width_name)}) must be divisible by `{heads_name}` "
-                    f"({getattr(self, heads_name)}): pick a number of heads that divides the width."
+        """Checks the sizes of the model; every message names the field, its value and a valid value."""
+        for name in POSITIVE_SIZES:
+            _check_at_least(self, name, 1)
+        for name in ("vision_encoder_layers", "freeze_backbone_stages"):
+            _check_at_least(self, name, 0)
+        _check_at_least(self, "max_text_len", 2, "([CLS] and [SEP] take two text slots)")
+        for heads_name in ("vision_encoder_attention_heads", "fusion_attention_heads"):
+            heads = getattr(self, heads_name)
+            if self.d_model % heads != 0:
+                divisors = [h for h in range(1, self.d_model + 1) if self.d_model % h == 0]
+                nearest = [max(h for h in divisors if h < heads)] + [h for h in divisors if h > heads][:1]
+                raise _invalid(
+                    heads_name,
+                    heads,
+                    f"it must divide `d_model` ({self.d_model}) so that every head gets d_model / heads channels: "
+                    f"use e.g. {' or '.join(map(str, nearest))}, or change `d_model`",
                 )
-        if self.image_size <= 0 or self.backbone_stride <= 0 or self.image_size % self.backbone_stride != 0:
-            raise ValueError(
-                f"`image_size` ({self.image_size}) must be a positive multiple of `backbone_stride` "
-                f"({self.backbone_stride}), e.g. 640 or 320 for stride 32."
+        if self.image_size % self.backbone_stride != 0:
+            raise _invalid(
+                "image_size",
+                self.image_size,
+                f"it must be a multiple of `backbone_stride` ({self.backbone_stride}) so that the feature map tiles "
+                f"the canvas: use e.g. {self.image_size // self.backbone_stride * self.backbone_stride or 640}",
             )
-        if self.max_text_len < 2:
-            raise ValueError(f"`max_text_len` ({self.max_text_len}) must be at least 2 ([CLS] and [SEP]).")
-        if self.bbox_loss not in BBOX_LOSSES:
-            raise ValueError(f"`bbox_loss` must be one of {BBOX_LOSSES}, got {self.bbox_loss!r}.")
-        if self.distillation_loss not in DISTILLATION_LOSSES:
-            raise ValueError(
-                f"`distillation_loss` must be one of {DISTILLATION_LOSSES}, got {self.distillation_loss!r}."
+        text_positions = getattr(self.text_config, "max_position_embeddings", None)
+        if text_positions is not None and self.max_text_len > text_positions:
+            raise _invalid(
+                "max_text_len",
+                self.max_text_len,
+                f"the text encoder has only {text_positions} positions (`text_config.max_position_embeddings`): use "
+                f"at most {text_positions}",
             )
-        self._validate_auxiliary_terms()
+        if self.activation_function not in ACT2FN:
+            raise _invalid("activation_function", self.activation_function, f"use one of {sorted(ACT2FN)}")
+        if not 0 <= self.dropout < 1:
+            raise _invalid("dropout", self.dropout, "it is a probability: use a value in [0, 1), e.g. 0.1")
+        for name in ("layer_norm_eps", "position_embedding_temperature", "init_std"):
+            if not getattr(self, name) > 0:
+                raise _invalid(
+                    name, getattr(self, name), f"it must be positive, e.g. {self.__dataclass_fields__[name].default}"
+                )
 
-    def _validate_auxiliary_terms(self):
+    def validate_losses(self):
+        """Checks the loss options: known names, non-negative weights."""
+        for name, choices in (("bbox_loss", BBOX_LOSSES), ("distillation_loss", DISTILLATION_LOSSES)):
+            if getattr(self, name) not in choices:
+                raise _invalid(name, getattr(self, name), f"use one of {list(choices)}")
+        if not self.smooth_l1_beta >= 0:
+            raise _invalid("smooth_l1_beta", self.smooth_l1_beta, "use a threshold >= 0, e.g. 1.0 (0 is the L1 loss)")
+        for name in LOSS_COEFFICIENTS:
+            if not getattr(self, name) >= 0:
+                raise _invalid(name, getattr(self, name), "a loss weight must be >= 0 (0 switches the term off)")
+
+    def validate_auxiliary_terms(self):
+        """Checks the training-only auxiliary terms against the heads they need."""
         if self.dense_attribute_classes is not None and (
             not self.dense_attribute_classes or min(self.dense_attribute_classes) < 2
         ):
-            raise ValueError(
-                f"`dense_attribute_classes` must list at least 2 classes per attribute, got "
-                f"{self.dense_attribute_classes}: e.g. [5, 5, 2] for 5 colours, 5 shapes and 2 sizes."
+            raise _invalid(
+                "dense_attribute_classes",
+                self.dense_attribute_classes,
+                "list at least 2 classes per attribute, e.g. [5, 5, 2] for 5 colours, 5 shapes and 2 sizes",
             )
         if self.auxiliary_dense_loss_coefficient and self.dense_attribute_classes is None:
-            raise ValueError(
-                "`auxiliary_dense_loss_coefficient` is non-zero but `dense_attribute_classes` is not set: give the "
-                "attributes' class counts (e.g. [5, 5, 2]) or set the coefficient to 0."
+            raise _invalid(
+                "auxiliary_dense_loss_coefficient",
+                self.auxiliary_dense_loss_coefficient,
+                "the dense term needs `dense_attribute_classes`: give the attributes' class counts (e.g. [5, 5, 2]) "
+                "or set the coefficient to 0",
             )
         layer = self.auxiliary_target_token_layer
         if self.auxiliary_target_token_loss_coefficient and not -self.fusion_layers <= layer < self.fusion_layers:
-            raise ValueError(
-                f"`auxiliary_target_token_layer` ({layer}) must index one of the {self.fusion_layers} fusion layers "
-                f"(from {-self.fusion_layers} to {self.fusion_layers - 1}); -2 is the penultimate one."
+            raise _invalid(
+                "auxiliary_target_token_layer",
+                layer,
+                f"it must index one of the {self.fusion_layers} fusion layers (from {-self.fusion_layers} to "
+                f"{self.fusion_layers - 1}); -2 is the penultimate one",
             )
 
 
@@ -257,6 +317,42 @@ def check_model_type(model_type: str, name_or_path) -> None:
             "of a model saved by epmvg-train, epmvg-convert-transvg or save_pretrained, or build EpmVG from "
             "pretrained parts with EpmVGForVisualGrounding.from_backbone_text_pretrained(...)."
         )
+
+
+def _invalid(name: str, value, fix: str) -> ValueError:
+    return ValueError(f"Invalid EpmVGConfig: `{name}` is {value!r}: {fix}.")
+
+
+def _check_at_least(config: EpmVGConfig, name: str, lowest: int, why: str = "") -> None:
+    if getattr(config, name) < lowest:
+        default = config.__dataclass_fields__[name].default
+        raise _invalid(
+            name, getattr(config, name), f"it must be at least {lowest}{' ' + why if why else ''}, e.g. {default}"
+        )
+
+
+def _refusals_as_value_errors(init):
+    """
+    `init` raising what `@strict` refuses (a value of the wrong type, a failed `validate_*` check) as one `ValueError`
+    naming the field, which is what a command reports as a bad input rather than as a crash.
+    """
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except StrictDataclassFieldValidationError as error:
+            raise ValueError(
+                f"Invalid EpmVGConfig: {error.__cause__}: give the field a value of its type (a whole number such as "
+                "2 for an int field; 2 or 2.5 for a float field; the documented strings for a choice)."
+            ) from error
+        except StrictDataclassClassValidationError as error:
+            raise ValueError(str(error.__cause__)) from error
+
+    return __init__
+
+
+EpmVGConfig.__init__ = _refusals_as_value_errors(EpmVGConfig.__init__)
 
 
 __all__ = ["EpmVGConfig", "check_model_type"]

@@ -2,6 +2,7 @@
 """PyTorch EpmVG: TransVG-style visual grounding (ResNet + DETR encoder, BERT, fusion encoder, [REG] box head)."""
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -517,6 +518,20 @@ class EpmVGPreTrainedModel(PreTrainedModel):
                 module.freeze_stages(model.config.freeze_backbone_stages)
         return loaded
 
+    @staticmethod
+    def _finalize_model_loading(model, load_config, loading_info):
+        """
+        [`PreTrainedModel._finalize_model_loading`], refusing weights whose shapes differ from the config's with a
+        `ValueError` that names the config field behind them (transformers would raise a bare `RuntimeError`).
+        """
+        if loading_info.mismatched_keys and not load_config.ignore_mismatched_sizes:
+            raise ValueError(
+                _mismatched_weights_message(
+                    model.config, loading_info.mismatched_keys, load_config.pretrained_model_name_or_path
+                )
+            )
+        return PreTrainedModel._finalize_model_loading(model, load_config, loading_info)
+
     def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False):
         """[`PreTrainedModel.set_attn_implementation`], the convolutional backbone staying on eager (no attention)."""
         super().set_attn_implementation(with_eager_backbone(attn_implementation), allow_all_kernels)
@@ -551,6 +566,80 @@ def _torch_default_init(module: nn.Module) -> None:
         fan_in = module.weight[0].numel()
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         init.uniform_(module.bias, -bound, bound)
+
+
+# (tensor name pattern, axis, what sizes it) for naming the config field behind a checkpoint's mismatched shape
+SHAPE_FIELDS = (
+    (r"(^|\.)vision_projection\.weight$", 0, "`d_model` is {config} in the config but {weights} in the weights"),
+    (
+        r"(^|\.)vision_encoder\.layers\.\d+\.mlp\.fc1\.weight$",
+        0,
+        "`vision_encoder_ffn_dim` is {config} in the config but {weights} in the weights",
+    ),
+    (
+        r"(^|\.)fusion_encoder\.layers\.\d+\.mlp\.fc1\.weight$",
+        0,
+        "`fusion_ffn_dim` is {config} in the config but {weights} in the weights",
+    ),
+    (
+        r"(^|\.)fusion_position_embeddings\.weight$",
+        0,
+        "the fusion position table (1 [REG] + `max_text_len` + (`image_size` / `backbone_stride`)^2 visual tokens) "
+        "has {config} rows in the config (max_text_len {max_text_len}, image_size {image_size}) but {weights} in the "
+        "weights (max_text_len {weights_text_len} at this image_size)",
+    ),
+    (
+        r"(^|\.)input_projection\.weight$",
+        1,
+        "the backbone (`backbone_config`) gives {config} channels in the config but {weights} in the weights",
+    ),
+    (
+        r"(^|\.)word_embeddings\.weight$",
+        0,
+        "`text_config.vocab_size` is {config} in the config but {weights} in the weights",
+    ),
+    (
+        r"(^|\.)word_embeddings\.weight$",
+        1,
+        "`text_config.hidden_size` is {config} in the config but {weights} in the weights",
+    ),
+    (
+        r"(^|\.)text_backbone\.embeddings\.position_embeddings\.weight$",
+        0,
+        "`text_config.max_position_embeddings` is {config} in the config but {weights} in the weights",
+    ),
+    (
+        r"(^|\.)dense_head\.projection\.weight$",
+        0,
+        "`dense_attribute_classes` {dense_attribute_classes} give {config} dense outputs in the config but the "
+        "weights have {weights}",
+    ),
+)
+
+
+def _mismatched_weights_message(config: EpmVGConfig, mismatched_keys, source) -> str:
+    """What differs between a checkpoint's weights and the model its config builds, named by config field."""
+    mismatched = sorted(mismatched_keys)
+    reasons = []
+    for pattern, axis, reason in SHAPE_FIELDS:
+        for name, weights_shape, model_shape in mismatched:
+            if re.search(pattern, name) and weights_shape[axis] != model_shape[axis]:
+                sizes = {"config": model_shape[axis], "weights": weights_shape[axis]}
+                sizes["weights_text_len"] = sizes["weights"] - 1 - config.num_visual_tokens
+                reasons.append(reason.format(**sizes, **config.to_dict()))
+                break
+    shown = [
+        f"{name} {tuple(weights)} in the weights vs {tuple(model)} for the config"
+        for name, weights, model in mismatched
+    ]
+    more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+    return (
+        f"The weights in {source} do not fit the model its config describes: "
+        f"{'; '.join(reasons) or 'no config field explains it'}. Tensors that differ in shape ({len(shown)}): "
+        f"{', '.join(shown[:3])}{more}. Set the config (config.json) back to the values the weights were trained "
+        "with, or pass ignore_mismatched_sizes=True to from_pretrained to initialize those tensors anew (then train "
+        "them)."
+    )
 
 
 class EpmVGVisualBranchMixin:
@@ -881,7 +970,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         ...     fusion_layers=1, fusion_attention_heads=2, fusion_ffn_dim=32, image_size=64, max_text_len=8)
         >>> model = EpmVGForVisualGrounding(config).eval()
         >>> vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "red", "box"])}
-        >>> processor = EpmVGProcessor(EpmVGImageProcessor(size=64), BertTokenizer(vocab=vocab), max_text_len=8)
+        >>> processor = EpmVGProcessor.from_model_config(config, BertTokenizer(vocab=vocab))
         >>> image = Image.new("RGB", (120, 80), "white")
         >>> inputs = processor(images=image, text="the red box", return_tensors="pt")
         >>> with torch.inference_mode():

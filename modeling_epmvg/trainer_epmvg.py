@@ -11,23 +11,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPModel, SchedulerType, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
-from processing.data.sources.validation import decode_row_image
-from processing.image_processing_epmvg import to_rgb_image
-
 from .loss_epmvg import distillation_loss
 from .model_card_epmvg import is_project_card
+from .teacher_epmvg import (
+    TEACHER_ATTENTION_MASK,
+    TEACHER_EMBED_KEYS,
+    TEACHER_INPUT_IDS,
+    TEACHER_INPUT_KEYS,
+    TEACHER_PIXEL_VALUES,
+    teacher_embeddings,
+)
 
 
 logger = logging.get_logger(__name__)
 
-# the batch keys of the teacher's inputs (live distillation) and of its cached embeddings, as the collator writes them
-TEACHER_INPUT_KEYS = ("teacher_pixel_values", "teacher_input_ids", "teacher_attention_mask")
-TEACHER_EMBED_KEYS = ("teacher_image_embeds", "teacher_text_embeds")
 # name prefixes (inside EpmVGForVisualGrounding) of the pretrained branches, trained at `lr_backbone`
 PRETRAINED_BRANCHES = {
     "visual_backbone": ("model.backbone.",),
@@ -137,70 +138,6 @@ def parameter_groups(model: nn.Module, learning_rate: float, lr_backbone: float,
         for name, parameters in groups.items()
         if parameters
     ]
-
-
-def teacher_embeddings(
-    teacher: CLIPModel,
-    pixel_values: torch.Tensor | None = None,
-    input_ids: torch.Tensor | None = None,
-    attention_mask: torch.Tensor | None = None,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """
-    The teacher's projected CLIP image and text embeddings, L2-normalized as CLIP compares them. A modality whose
-    inputs are None is skipped (None is returned for it).
-    """
-    image_embeds = text_embeds = None
-    if pixel_values is not None:
-        image_embeds = F.normalize(teacher.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)
-    if input_ids is not None:
-        text = teacher.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-        text_embeds = F.normalize(text.pooler_output, dim=-1)
-    return image_embeds, text_embeds
-
-
-def cache_teacher_embeddings(
-    dataset,
-    teacher: CLIPModel,
-    teacher_processor,
-    batch_size: int = 64,
-    image_column: str = "image",
-    text_column: str = "expression",
-    **map_kwargs,
-):
-    r"""
-    Adds `teacher_image_embeds` / `teacher_text_embeds` columns to a `datasets.Dataset` with one batched
-    `datasets.map` pass, so distillation costs no teacher forward at training time. `map` caches its result next to
-    the dataset's files (or in `cache_file_name`), so an interrupted or repeated call resumes from the cache.
-
-    The image embeddings come from the *unaugmented* image: with random augmentation at training time they are an
-    approximation of what the live teacher would see (the text embedding is exact unless the flip swaps
-    left/right).
-
-    Args:
-        dataset (`datasets.Dataset`): rows in the unified grounding schema.
-        teacher ([`CLIPModel`]): the frozen teacher.
-        teacher_processor: the teacher's processor (e.g. a `CLIPProcessor`).
-        batch_size (`int`): rows per teacher forward.
-        map_kwargs: passed to `Dataset.map` (`cache_file_name`, `num_proc`, `desc`, ...).
-    """
-    teacher = teacher.eval()
-    device = next(teacher.parameters()).device
-
-    def embed(batch: dict) -> dict:
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        images = [to_rgb_image(decode_row_image({**row, "image": row[image_column]})) for row in rows]
-        inputs = teacher_processor(images=images, text=batch[text_column], padding=True, return_tensors="pt")
-        with torch.inference_mode():
-            image_embeds, text_embeds = teacher_embeddings(
-                teacher,
-                inputs["pixel_values"].to(device),
-                inputs["input_ids"].to(device),
-                inputs.get("attention_mask").to(device),
-            )
-        return dict(zip(TEACHER_EMBED_KEYS, (image_embeds.cpu().numpy(), text_embeds.cpu().numpy())))
-
-    map_kwargs.setdefault("desc", "Caching teacher embeddings")
-    return dataset.map(embed, batched=True, batch_size=batch_size, **map_kwargs)
 
 
 class EpmVGNonFiniteLossError(RuntimeError):
@@ -324,7 +261,8 @@ class EpmVGDistillationTrainer(Trainer):
         wanted = [name for name in ("image", "text") if getattr(config, f"distillation_{name}_coefficient") != 0]
         if not wanted:
             return []
-        cached = {name: teacher_inputs.get(f"teacher_{name}_embeds") for name in wanted}
+        keys = dict(zip(("image", "text"), TEACHER_EMBED_KEYS))
+        cached = {name: teacher_inputs.get(keys[name]) for name in wanted}
         if any(value is None for value in cached.values()):
             live = dict(zip(("image", "text"), self._live_teacher_embeddings(teacher_inputs, wanted)))
             cached = {name: cached[name] if cached[name] is not None else live[name] for name in wanted}
@@ -348,9 +286,9 @@ class EpmVGDistillationTrainer(Trainer):
         with torch.set_grad_enabled(train_teacher), self.accelerator.autocast():
             return teacher_embeddings(
                 self.teacher_model,
-                teacher_inputs["teacher_pixel_values"] if "image" in wanted else None,
-                teacher_inputs["teacher_input_ids"] if "text" in wanted else None,
-                teacher_inputs.get("teacher_attention_mask"),
+                teacher_inputs[TEACHER_PIXEL_VALUES] if "image" in wanted else None,
+                teacher_inputs[TEACHER_INPUT_IDS] if "text" in wanted else None,
+                teacher_inputs.get(TEACHER_ATTENTION_MASK),
             )
 
     def training_step(self, model: nn.Module, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
@@ -416,7 +354,5 @@ __all__ = [
     "EpmVGTimeBudgetCallback",
     "EpmVGNonFiniteLossError",
     "EpmVGTrainingArguments",
-    "cache_teacher_embeddings",
     "parameter_groups",
-    "teacher_embeddings",
 ]

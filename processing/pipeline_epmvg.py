@@ -43,19 +43,6 @@ def load_grounding_image(image: ImageLike, timeout: float | None = None) -> PIL.
         ) from error
 
 
-def _as_expressions(expressions: Any, where: str) -> list[str]:
-    """One string or a non-empty list of non-empty strings, as a list."""
-    texts = [expressions] if isinstance(expressions, str) else expressions
-    if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(text, str) for text in texts):
-        raise ValueError(
-            f"{where}: expressions must be a string or a non-empty list of strings, got {type(expressions).__name__}."
-        )
-    for text in texts:
-        if not text.strip():
-            raise ValueError(f"{where}: got an empty expression {text!r}; every expression must name an object.")
-    return list(texts)
-
-
 class VisualGroundingPipeline(ChunkPipeline):
     r"""
     Visual grounding pipeline for [`EpmVGForVisualGrounding`]: finds the one box that each referring expression
@@ -171,7 +158,10 @@ class VisualGroundingPipeline(ChunkPipeline):
             )
         expressions = inputs.get("expressions", inputs.get("text"))
         single = isinstance(expressions, str)
-        texts = _as_expressions(expressions, where=f"image {inputs['image']!r}"[:200])
+        try:
+            texts = self.processor.check_text(expressions)
+        except ValueError as error:
+            raise ValueError(f"{error} (the expressions of image {inputs['image']!r:.200})") from error
         image = load_grounding_image(inputs["image"], timeout=timeout)
         # the image once, whatever its number of expressions; the processor pads the texts to the model's slots
         pixels = self.processor(images=image, return_tensors="pt")

@@ -11,6 +11,7 @@ from transformers.utils import logging
 
 # the pipeline ships with the processor: save_pretrained copies the files this one imports, so a saved folder holds
 # pipeline_epmvg.py, which config.custom_pipelines names for transformers.pipeline(..., trust_remote_code=True)
+from .image_processing_epmvg import EpmVGImageProcessor
 from .pipeline_epmvg import VisualGroundingPipeline  # noqa: F401
 
 
@@ -27,18 +28,21 @@ class EpmVGProcessor(ProcessorMixin):
             The image processor.
         tokenizer ([`PreTrainedTokenizerBase`]):
             Any BERT-family tokenizer (the text encoder's).
-        max_text_len (`int`, *optional*, defaults to 20):
+        max_text_len (`int`):
             Number of text slots of the model (`EpmVGConfig.max_text_len`): every expression is padded or truncated
-            to this many tokens. TransVG uses 40 for RefCOCOg.
+            to this many tokens. [`~EpmVGProcessor.from_model_config`] reads it (and the canvas size) from the
+            model's config.
 
     Examples:
 
     ```python
     >>> from PIL import Image
     >>> from transformers import AutoTokenizer
-    >>> from processing import EpmVGImageProcessor, EpmVGProcessor
+    >>> from modeling_epmvg import EpmVGConfig
+    >>> from processing import EpmVGProcessor
 
-    >>> processor = EpmVGProcessor(EpmVGImageProcessor(), AutoTokenizer.from_pretrained("bert-base-uncased"))
+    >>> tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")
+    >>> processor = EpmVGProcessor.from_model_config(EpmVGConfig(), tokenizer)  # 640x640 canvas, 20 text slots
     >>> image = Image.new("RGB", (800, 600))
     >>> inputs = processor(images=image, text="the man on the left", boxes=[[100, 50, 300, 250]], return_tensors="pt")
     >>> sorted(inputs.keys())
@@ -48,13 +52,28 @@ class EpmVGProcessor(ProcessorMixin):
     ```
     """
 
-    text_kwargs = {"padding": "max_length", "truncation": True, "max_length": 20}
+    # every expression fills the model's text slots: padded or truncated to `max_length=max_text_len` (see __call__)
+    text_kwargs = {"padding": "max_length", "truncation": True}
 
-    def __init__(self, image_processor=None, tokenizer=None, max_text_len: int = 20, **kwargs):
+    def __init__(self, image_processor=None, tokenizer=None, max_text_len: int | None = None, **kwargs):
+        if max_text_len is None:
+            raise ValueError(
+                "EpmVGProcessor needs `max_text_len`, the model's number of text slots: build it with "
+                "EpmVGProcessor.from_model_config(model.config, tokenizer)."
+            )
         super().__init__(image_processor, tokenizer, **kwargs)
         self.max_text_len = max_text_len
         self._truncation_reported = False
-        self.text_kwargs = {**type(self).text_kwargs, "max_length": max_text_len}
+
+    @classmethod
+    def from_model_config(cls, config, tokenizer, **image_processor_kwargs) -> "EpmVGProcessor":
+        """
+        The processor that feeds a model with `config` (an [`EpmVGConfig`]): its canvas (`image_size`) and its text
+        slots (`max_text_len`), with `tokenizer` (the text encoder's). `image_processor_kwargs` go to
+        [`EpmVGImageProcessor`] (e.g. `image_mean`).
+        """
+        image_processor = EpmVGImageProcessor(size=config.image_size, **image_processor_kwargs)
+        return cls(image_processor, tokenizer, max_text_len=config.max_text_len)
 
     def __call__(
         self,
@@ -95,7 +114,7 @@ class EpmVGProcessor(ProcessorMixin):
         if images is not None:
             data.update(self.image_processor(images, boxes, offsets, **output_kwargs["images_kwargs"]))
         if text is not None:
-            texts = self._check_text(text, num_images=len(data["pixel_values"]) if images is not None else None)
+            texts = self.check_text(text, num_images=len(data["pixel_values"]) if images is not None else None)
             tokens = self.tokenizer(texts, **output_kwargs["text_kwargs"])
             self._warn_if_truncated(texts, tokens, output_kwargs["text_kwargs"].get("max_length"))
             data.update(tokens)
@@ -124,8 +143,20 @@ class EpmVGProcessor(ProcessorMixin):
 
         Raises:
             ValueError: when the tokenizer's vocabulary is larger than the text encoder's embedding table (its extra
-                token ids would fail inside the embedding lookup), naming both sizes.
+                token ids would fail inside the embedding lookup), or when the canvas size or the number of text
+                slots differs from the model's (a shape error deep in the model otherwise), naming both values.
         """
+        canvas = self.image_processor._canvas_size(self.image_processor.size)
+        for name, ours, model_value in (
+            ("image size", canvas, config.image_size),
+            ("text length (max_text_len)", self.max_text_len, config.max_text_len),
+        ):
+            if ours != model_value:
+                raise ValueError(
+                    f"The processor's {name} is {ours} but the model's is {model_value}: use the processor saved with "
+                    "the model, or build one from the model's config with "
+                    "EpmVGProcessor.from_model_config(model.config, tokenizer)."
+                )
         vocab_size = config.text_config.vocab_size
         if len(self.tokenizer) > vocab_size:
             raise ValueError(
@@ -135,15 +166,15 @@ class EpmVGProcessor(ProcessorMixin):
             )
 
     @staticmethod
-    def _check_text(text: TextInput | list[TextInput], num_images: int | None) -> list[str]:
-        """`text` as a list of non-empty expressions, one per image."""
+    def check_text(text: TextInput | list[TextInput], num_images: int | None = None) -> list[str]:
+        """`text` as a list of non-empty expressions (one per image when `num_images` is given); else a ValueError."""
         texts = [text] if isinstance(text, str) else text
         if not (isinstance(texts, (list, tuple)) and len(texts) > 0 and all(isinstance(t, str) for t in texts)):
             raise ValueError(f"`text` must be a string or a non-empty list of strings; got {type(text).__name__}.")
         for index, expression in enumerate(texts):
             if not expression.strip():
                 raise ValueError(
-                    f"Text {index} is empty ({expression!r}): every image needs a non-empty referring expression."
+                    f"Expression {index} is empty ({expression!r}): every expression must name an object in its image."
                 )
         if num_images is not None and len(texts) != num_images:
             raise ValueError(

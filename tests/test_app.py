@@ -212,7 +212,7 @@ def test_app_in_a_browser_shows_the_pipelines_boxes_and_errors_and_keeps_serving
 
         page.locator("#expressions textarea").fill("   ")
         page.locator("#submit").click()
-        assert "got an empty expression" in page_error(page, "empty expression")
+        assert "Expression 0 is empty" in page_error(page, "is empty")
         upload(page, scene)
         assert_pipeline_boxes(ground_in_page(page, "\n".join(EXPRESSIONS)), grounder, scene, EXPRESSIONS)
 

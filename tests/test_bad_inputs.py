@@ -24,7 +24,23 @@ def test_a_tokenizer_larger_than_the_embedding_table_is_refused_naming_both_size
         processor.check_model_config(config)
     with pytest.raises(ValueError, match=message):
         pipeline("visual-grounding", model=EpmVGForVisualGrounding(config), processor=processor)
-    EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer()).check_model_config(config)
+    EpmVGProcessor.from_model_config(config, tiny_tokenizer()).check_model_config(config)
+
+
+@pytest.mark.parametrize(
+    ("processor_config", "message"),
+    [
+        ({"image_size": 32}, "The processor's image size is 32 but the model's is 64"),
+        ({"max_text_len": 12}, r"The processor's text length \(max_text_len\) is 12 but the model's is 8"),
+    ],
+)
+def test_a_processor_of_another_canvas_or_text_length_is_refused_naming_both_values(processor_config, message):
+    config = tiny_config()
+    processor = EpmVGProcessor.from_model_config(tiny_config(**processor_config), tiny_tokenizer())
+    with pytest.raises(ValueError, match=message + ".*EpmVGProcessor.from_model_config"):
+        processor.check_model_config(config)
+    with pytest.raises(ValueError, match=message):
+        pipeline("visual-grounding", model=EpmVGForVisualGrounding(config), processor=processor)
 
 
 def test_a_box_that_looks_normalized_gets_a_warning():

@@ -7,11 +7,11 @@ import torch
 from datasets import Dataset
 from transformers import CLIPImageProcessorPil, CLIPProcessor
 
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing import EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
 from processing.data.collator import EpmVGDataCollator
 from processing.data.schema import GROUNDING_FEATURES
-from tests.conftest import tiny_tokenizer
+from tests.conftest import tiny_config, tiny_tokenizer
 
 
 def rows(n=3):
@@ -34,7 +34,7 @@ def rows(n=3):
 
 @pytest.fixture
 def processor():
-    return EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer(), max_text_len=8)
+    return EpmVGProcessor.from_model_config(tiny_config(), tiny_tokenizer())
 
 
 def test_evaluation_batch_is_centred_and_keeps_original_sizes(processor):

@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset
 
 from modeling_epmvg.commands.evaluate import markdown_table, prediction_records, score
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing import EpmVGProcessor
 from processing.data.metrics import compute_grounding_metrics
 from tests.conftest import REPO_ROOT, tiny_config, tiny_tokenizer
 from tests.grounding_layouts import LMMS_FEATURES, lmms_split, write_parquet_repo
@@ -33,7 +33,7 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate_script")
     torch.manual_seed(0)
     EpmVGForVisualGrounding(tiny_config()).save_pretrained(root / "model")
-    EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer(), max_text_len=8).save_pretrained(root / "model")
+    EpmVGProcessor.from_model_config(tiny_config(), tiny_tokenizer()).save_pretrained(root / "model")
     refs = {
         "testA": [
             (11, 1, (40, 30), ["red circle", "the left circle"], [2.0, 3.0, 10.0, 20.0]),

@@ -10,7 +10,7 @@ from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
 from modeling_epmvg import EpmVGForVisualGrounding
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing import EpmVGProcessor
 
 from .conftest import frozen_parameter_names, tiny_config, tiny_tokenizer
 from .remote_code import run_without_package
@@ -27,9 +27,7 @@ def sample_images() -> list[Image.Image]:
 def save_model_and_processor(folder) -> tuple[EpmVGForVisualGrounding, EpmVGProcessor]:
     config = tiny_config()
     model = EpmVGForVisualGrounding(config).eval()
-    processor = EpmVGProcessor(
-        EpmVGImageProcessor(size=config.image_size), tiny_tokenizer(), max_text_len=config.max_text_len
-    )
+    processor = EpmVGProcessor.from_model_config(config, tiny_tokenizer())
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return model, processor

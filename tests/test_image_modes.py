@@ -10,7 +10,7 @@ from datasets import Dataset, DatasetDict
 
 from modeling_epmvg.commands import evaluate, predict
 from modeling_epmvg.commands.checkpoints import load_grounding_pipeline
-from modeling_epmvg.trainer_epmvg import cache_teacher_embeddings
+from modeling_epmvg.teacher_epmvg import cache_teacher_embeddings
 from processing import EpmVGImageProcessor, to_rgb_image
 from processing.data.augmentation import EpmVGAugmentation
 from processing.data.collator import EpmVGDataCollator

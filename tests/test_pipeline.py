@@ -123,7 +123,7 @@ def test_bad_inputs_are_named(grounder, tmp_path):
         grounder(str(tmp_path / "missing.png"), "the dog")
     with pytest.raises(ValueError, match="2 images and 3 expressions"):
         grounder([image, image], ["a", "b", "c"])
-    with pytest.raises(ValueError, match="empty expression"):
+    with pytest.raises(ValueError, match="Expression 1 is empty"):
         grounder(image, ["the dog", "  "])
     with pytest.raises(ValueError, match="referring expression"):
         grounder(image)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
+from modeling_epmvg import EpmVGConfig
 from processing import EpmVGImageProcessor, EpmVGProcessor
 
 
@@ -51,9 +52,13 @@ def test_text_is_padded_and_truncated_to_max_text_len(processor, tokenizer):
     assert inputs["attention_mask"][1].all() and inputs["input_ids"][1, -1] == tokenizer.sep_token_id
 
 
-def test_max_text_len_defaults_to_20_and_can_be_overridden_per_call(tokenizer):
-    processor = EpmVGProcessor(EpmVGImageProcessor(size=CANVAS), tokenizer)
+def test_a_processor_built_from_a_model_config_takes_its_canvas_and_text_slots(tokenizer):
+    processor = EpmVGProcessor.from_model_config(EpmVGConfig(), tokenizer)  # the defaults: 640x640, 20 slots
+    assert processor.image_processor.size == {"height": 640, "width": 640} and processor.max_text_len == 20
     assert processor(text="the red circle", return_tensors="pt")["input_ids"].shape == (1, 20)
+    with pytest.raises(ValueError, match="needs `max_text_len`, the model's number of text slots"):
+        EpmVGProcessor(EpmVGImageProcessor(), tokenizer)
+    # a call can still ask for another length
     assert processor(text="the red circle", max_length=40, return_tensors="pt")["input_ids"].shape == (1, 40)
 
 
@@ -89,8 +94,8 @@ def test_a_single_image_with_a_single_string(processor):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"text": ["the red circle", ""]}, "Text 1 is empty \\(''\\)"),
-        ({"text": ["the red circle", " \t\n"]}, "Text 1 is empty"),
+        ({"text": ["the red circle", ""]}, "Expression 1 is empty \\(''\\)"),
+        ({"text": ["the red circle", " \t\n"]}, "Expression 1 is empty"),
         ({"text": ["the red circle"]}, "Got 1 texts for 2 images: give exactly one referring expression per image"),
         ({"text": TEXTS + ["a dog"]}, "Got 3 texts for 2 images"),
         ({"text": ["the red circle", 3]}, "`text` must be a string or a non-empty list of strings"),

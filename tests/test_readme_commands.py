@@ -31,7 +31,7 @@ from transformers import BertConfig, BertModel, CLIPImageProcessorPil, CLIPProce
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.efficiency_epmvg import ALLOCATOR_SETTINGS
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing import EpmVGProcessor
 
 from .conftest import REPO_ROOT, TINY_VOCAB, tiny_clip, tiny_config, tiny_tokenizer
 from .documented_commands import DocumentedCommand, all_documented_commands, documented_commands
@@ -96,8 +96,9 @@ def write_swin(folder: Path) -> None:
 def write_grounding_model(folder: Path) -> None:
     """A trained EpmVG folder (model and processor), tiny."""
     torch.manual_seed(0)
-    EpmVGForVisualGrounding(tiny_config()).save_pretrained(folder)
-    EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer(), max_text_len=8).save_pretrained(folder)
+    config = tiny_config()
+    EpmVGForVisualGrounding(config).save_pretrained(folder)
+    EpmVGProcessor.from_model_config(config, tiny_tokenizer()).save_pretrained(folder)
 
 
 # (Hub id, revision) -> writes a local folder in that repo's layout; revision None is the main one

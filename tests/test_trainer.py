@@ -9,12 +9,12 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from modeling_epmvg import EpmVGForVisualGrounding
+from modeling_epmvg.teacher_epmvg import teacher_embeddings
 from modeling_epmvg.trainer_epmvg import (
     EpmVGDistillationTrainer,
     EpmVGNonFiniteLossError,
     EpmVGTrainingArguments,
     parameter_groups,
-    teacher_embeddings,
 )
 
 from .conftest import random_inputs, teacher_inputs, tiny_clip, tiny_config

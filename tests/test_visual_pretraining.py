@@ -71,7 +71,7 @@ def test_rows_without_usable_annotations_are_named(row, message):
 def test_the_collator_refuses_dense_labels_for_augmented_rows():
     from processing import EpmVGProcessor
 
-    collator = EpmVGDataCollator(EpmVGProcessor(EpmVGImageProcessor(size=64), tiny_tokenizer(), max_text_len=8),
+    collator = EpmVGDataCollator(EpmVGProcessor.from_model_config(tiny_config(), tiny_tokenizer()),
                                  dense_labeler=EpmVGDenseLabeler(ATTRIBUTES, grid_size=2))  # fmt: skip
     row = {"image": Image.new("RGB", (64, 64)), "bbox": [0, 0, 9, 9], "expression": "the red circle", "offset": (0, 0)}
     with pytest.raises(ValueError, match="--augment false"):

@@ -254,7 +254,12 @@ def random_batch(batch_size: int, image_size: int, device, teacher: str | None =
     """
     import torch
 
-    from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS
+    from modeling_epmvg.teacher_epmvg import (
+        TEACHER_ATTENTION_MASK,
+        TEACHER_EMBED_KEYS,
+        TEACHER_INPUT_IDS,
+        TEACHER_PIXEL_VALUES,
+    )
 
     generator = torch.Generator().manual_seed(seed)
     pixel_mask = torch.zeros(batch_size, image_size, image_size, dtype=torch.long)
@@ -273,9 +278,9 @@ def random_batch(batch_size: int, image_size: int, device, teacher: str | None =
         teacher_ids = torch.randint(0, 49406, (batch_size, TEACHER_TEXT_LENGTH), generator=generator)
         teacher_ids[:, 0], teacher_ids[:, -1] = 49406, 49407
         batch |= {
-            "teacher_pixel_values": torch.randn(batch_size, 3, 224, 224, generator=generator),
-            "teacher_input_ids": teacher_ids,
-            "teacher_attention_mask": torch.ones_like(teacher_ids),
+            TEACHER_PIXEL_VALUES: torch.randn(batch_size, 3, 224, 224, generator=generator),
+            TEACHER_INPUT_IDS: teacher_ids,
+            TEACHER_ATTENTION_MASK: torch.ones_like(teacher_ids),
         }
     elif teacher == "cached":
         embeds = torch.nn.functional.normalize(torch.randn(2, batch_size, 512, generator=generator), dim=-1)
@@ -409,16 +414,12 @@ def _student_flops(image_size: int, device) -> tuple[int, int]:
 
 def run_flops(case: BenchmarkCase, device) -> dict:
     """FLOPs per sample of the forward pass, of forward + backward, and of the teacher's forward."""
-    from modeling_epmvg.trainer_epmvg import teacher_embeddings
+    from modeling_epmvg.teacher_epmvg import TEACHER_INPUT_KEYS, teacher_embeddings
 
     forward, train = _student_flops(case.image_size, device)
     teacher = build_teacher(device)  # frozen: no graph is built
     inputs = random_batch(1, case.image_size, device, "live")
-    teacher_flops = count_flops(
-        lambda: teacher_embeddings(
-            teacher, inputs["teacher_pixel_values"], inputs["teacher_input_ids"], inputs["teacher_attention_mask"]
-        )
-    )
+    teacher_flops = count_flops(lambda: teacher_embeddings(teacher, *(inputs[key] for key in TEACHER_INPUT_KEYS)))
     return {"forward_flops": forward, "train_flops": train, "teacher_flops": teacher_flops}
 
 
@@ -481,13 +482,14 @@ def run_data(case: BenchmarkCase, warmup: int, repeats: int) -> dict:
     import PIL.Image
     import torch
 
-    from processing import EpmVGImageProcessor, EpmVGProcessor
+    from modeling_epmvg import EpmVGConfig
+    from processing import EpmVGProcessor
     from processing.data.augmentation import EpmVGAugmentation
     from processing.data.collator import EpmVGDataCollator
 
     torch.set_num_threads(1)  # what a DataLoader worker gets
     examples = _synthetic_jpegs()
-    processor = EpmVGProcessor(EpmVGImageProcessor(size=case.image_size), _benchmark_tokenizer(), max_text_len=20)
+    processor = EpmVGProcessor.from_model_config(EpmVGConfig(image_size=case.image_size), _benchmark_tokenizer())
     augmentation = EpmVGAugmentation(size=case.image_size, seed=0)
     train_collator = EpmVGDataCollator(processor)
     eval_collator = EpmVGDataCollator(processor, return_target_sizes=True)

@@ -6,6 +6,7 @@ The code is this package's, or the checkpoint's own with `trust_remote_code`.
 """
 
 from transformers import AutoConfig, AutoModel, AutoProcessor, PretrainedConfig, PreTrainedModel, pipeline
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
 from modeling_epmvg.configuration_epmvg import check_model_type
 
@@ -33,9 +34,13 @@ def load_grounding_model(
 ) -> PreTrainedModel:
     """An EpmVG model through `AutoModel`, in eval mode (see `load_grounding_config` for what it refuses)."""
     config = load_grounding_config(name_or_path, revision, trust_remote_code)
-    return AutoModel.from_pretrained(
-        name_or_path, config=config, revision=revision, trust_remote_code=trust_remote_code
-    ).eval()
+    try:
+        model = AutoModel.from_pretrained(
+            name_or_path, config=config, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except OSError as error:  # e.g. a config without its weights file
+        raise ValueError(f"Could not load an EpmVG model from {name_or_path!r}: {error}") from error
+    return model.eval()
 
 
 def load_grounding_processor(
@@ -54,8 +59,8 @@ def load_grounding_processor(
         return AutoProcessor.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as error:
         raise ValueError(
-            f"Could not load an EpmVG processor from {source!r} ({error}). Save one next to the model "
-            "(EpmVGProcessor(...).save_pretrained(folder)) or pass --processor PATH."
+            f"Could not load an EpmVG processor from {source!r} ({error}). Save one next to the model (EpmVGProcessor"
+            ".from_model_config(model.config, tokenizer).save_pretrained(folder)) or pass --processor PATH."
         ) from error
 
 
@@ -79,22 +84,22 @@ def load_grounding_pipeline(
     """The `"visual-grounding"` pipeline of a checkpoint, on `device` (default: the first GPU if any, else the CPU)."""
     from processing.pipeline_epmvg import VisualGroundingPipeline
 
-    config = load_grounding_config(model, revision, trust_remote_code)
+    # loaded here rather than by pipeline(), which would bury a refusal (e.g. weights that do not fit config.json)
+    # under its own "Could not load model ... with any of the following classes"
+    loaded_model = load_grounding_model(model, revision, trust_remote_code)
     loaded_processor = load_grounding_processor(model, processor, revision, trust_remote_code)
-    try:
-        return pipeline(
-            "visual-grounding",
-            model=model,
-            config=config,
-            processor=loaded_processor,
-            # a saved config names its folder's pipeline file, which transformers runs only with trust_remote_code
-            pipeline_class=None if trust_remote_code else VisualGroundingPipeline,
-            device=device,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-        )
-    except OSError as error:
-        raise ValueError(f"Could not load an EpmVG model from {model!r}: {error}") from error
+    pipeline_class = VisualGroundingPipeline
+    if trust_remote_code:
+        # the checkpoint's own pipeline file, as pipeline(model=<folder>, trust_remote_code=True) would load it
+        impl = loaded_model.config.custom_pipelines["visual-grounding"]["impl"]
+        pipeline_class = get_class_from_dynamic_module(impl, model, revision=revision)
+    return pipeline(
+        "visual-grounding",
+        model=loaded_model,
+        processor=loaded_processor,
+        pipeline_class=pipeline_class,
+        device=device,
+    )
 
 
 __all__ = [

@@ -36,7 +36,7 @@ from modeling_epmvg.detr_weights_epmvg import (
     resnet_config_from_state_dict,
     unmapped_key_error,
 )
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from processing import EpmVGProcessor
 
 from .cli import EpmVGArgumentParser, run_command
 
@@ -411,11 +411,7 @@ def run(argv: list[str]) -> int:
         processor = None
         tokenizer_source = args.tokenizer or (args.text_model if args.detr else None)
         if tokenizer_source:
-            processor = EpmVGProcessor(
-                EpmVGImageProcessor(size=model.config.image_size),
-                AutoTokenizer.from_pretrained(tokenizer_source),
-                max_text_len=model.config.max_text_len,
-            )
+            processor = EpmVGProcessor.from_model_config(model.config, AutoTokenizer.from_pretrained(tokenizer_source))
     except OSError as error:  # a text model or tokenizer that is not there
         raise ValueError(str(error)) from error
     model.save_pretrained(args.output_dir)

@@ -12,6 +12,8 @@ files). Examples:
     accelerate launch --multi_gpu --num_processes 8 scripts/train.py ...same arguments...
 """
 
+import dataclasses
+import difflib
 import json
 import logging
 import os
@@ -28,13 +30,9 @@ from transformers.trainer_utils import sort_checkpoints
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
-from modeling_epmvg.trainer_epmvg import (
-    EpmVGDistillationTrainer,
-    EpmVGNonFiniteLossError,
-    EpmVGTrainingArguments,
-    cache_teacher_embeddings,
-)
-from processing import EpmVGImageProcessor, EpmVGProcessor
+from modeling_epmvg.teacher_epmvg import cache_teacher_embeddings
+from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGNonFiniteLossError, EpmVGTrainingArguments
+from processing import EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
 from processing.data.collator import EpmVGDataCollator
 from processing.data.dense_labels import EpmVGDenseLabeler
@@ -123,13 +121,47 @@ class DataArguments(GroundingSourceArguments):
 
 
 DISTILLATION_FLAGS = ("distillation_image_coefficient", "distillation_text_coefficient", "distillation_loss")
+CONFIG_FIELDS = frozenset(entry.name for entry in dataclasses.fields(EpmVGConfig)) | set(EpmVGConfig.attribute_map)
+
+
+def json_flag(flag: str, value: str | None, example: str) -> dict:
+    """The JSON object a flag holds (`{}` when not given); malformed JSON is refused with an example of valid input."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{flag} is not valid JSON ({error.msg} at character {error.pos}): {value!r}. Give a JSON object with "
+            f"double-quoted keys, e.g. {flag} '{example}'."
+        ) from error
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{flag} must be a JSON object of field names and values, e.g. {flag} '{example}'.")
+    return parsed
 
 
 def config_overrides(model_args: ModelArguments) -> dict:
     """The EpmVGConfig fields set on the command line: `--config_overrides`, then the distillation flags given."""
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    overrides = json_flag("--config_overrides", model_args.config_overrides, '{"fusion_layers": 3}')
+    unknown = sorted(set(overrides) - CONFIG_FIELDS)
+    if unknown:
+        hints = [
+            f"{name!r} (did you mean {close[0]!r}?)"
+            if (close := difflib.get_close_matches(name, CONFIG_FIELDS, 1))
+            else repr(name)
+            for name in unknown
+        ]
+        raise ValueError(
+            f"--config_overrides sets unknown EpmVGConfig fields: {', '.join(hints)}. The fields are documented in "
+            "EpmVGConfig's docstring (e.g. d_model, fusion_layers, dropout, giou_loss_coefficient)."
+        )
     flags = {name: getattr(model_args, name) for name in DISTILLATION_FLAGS}
     return overrides | {name: value for name, value in flags.items() if value is not None}
+
+
+def with_overrides(config: EpmVGConfig, overrides: dict) -> EpmVGConfig:
+    """A new config with `overrides` set, built (so validated) as a whole rather than changed field by field."""
+    return EpmVGConfig.from_dict(config.to_dict() | overrides) if overrides else config
 
 
 def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
@@ -138,16 +170,19 @@ def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
     if model_args.backbone_revision and not model_args.backbone_model_name_or_path:
         raise ValueError("--backbone_revision needs --backbone_model_name_or_path (the repo it is a revision of).")
     if model_args.model_name_or_path:
-        load_grounding_config(model_args.model_name_or_path)  # refuses a BERT or DETR folder by name
-        return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, **overrides)
+        # load_grounding_config refuses a BERT or DETR folder by name
+        config = with_overrides(load_grounding_config(model_args.model_name_or_path), overrides)
+        return EpmVGForVisualGrounding.from_pretrained(model_args.model_name_or_path, config=config)
     config = EpmVGConfig.from_pretrained(model_args.config_name) if model_args.config_name else EpmVGConfig()
+    config = with_overrides(config, overrides)
     if model_args.text_model_name_or_path:
         # the config file sets everything but the pretrained parts, whose configs come with their weights
         fields = {name: getattr(config, name) for name in EpmVGConfig.__annotations__ if name != "text_config"}
-        fields |= overrides
         if model_args.backbone_model_name_or_path:
             fields.pop("backbone_config", None)
-        text_overrides = json.loads(model_args.text_config_overrides) if model_args.text_config_overrides else {}
+        text_overrides = json_flag(
+            "--text_config_overrides", model_args.text_config_overrides, '{"num_hidden_layers": 2}'
+        )
         return EpmVGForVisualGrounding.from_backbone_text_pretrained(
             model_args.backbone_model_name_or_path,
             model_args.text_model_name_or_path,
@@ -159,8 +194,6 @@ def build_model(model_args: ModelArguments) -> EpmVGForVisualGrounding:
         raise ValueError(
             "A pretrained backbone needs a text encoder too: pass --text_model_name_or_path (e.g. bert-base-uncased)."
         )
-    for key, value in overrides.items():
-        setattr(config, key, value)
     return EpmVGForVisualGrounding(config)
 
 
@@ -173,11 +206,7 @@ def build_processor(model_args: ModelArguments, config: EpmVGConfig) -> EpmVGPro
     tokenizer_source = model_args.tokenizer_name_or_path or model_args.text_model_name_or_path
     if tokenizer_source is None:
         raise ValueError("No tokenizer: pass --tokenizer_name_or_path (or --text_model_name_or_path).")
-    return EpmVGProcessor(
-        EpmVGImageProcessor(size=config.image_size),
-        AutoTokenizer.from_pretrained(tokenizer_source),
-        max_text_len=config.max_text_len,
-    )
+    return EpmVGProcessor.from_model_config(config, AutoTokenizer.from_pretrained(tokenizer_source))
 
 
 def compute_metrics(evaluation) -> dict:

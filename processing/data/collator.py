@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modeling_epmvg.trainer_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
+from modeling_epmvg.teacher_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
 
 from ..image_processing_epmvg import to_rgb_image
 from .dense_labels import EpmVGDenseLabeler
