@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Shared test helpers: tiny random configs and an in-memory tokenizer (everything offline, CPU, fast)."""
 
 from pathlib import Path

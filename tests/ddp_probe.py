@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Runs scripts/train.py's training under `accelerate launch` and writes what each rank ended with (for tests)."""
 
 import hashlib

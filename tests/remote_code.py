@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Runs a script in a fresh interpreter where the repository's packages cannot be imported (remote-code checks)."""
 
 import json

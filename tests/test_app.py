@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The grounding app (`epmvg-app`) and its Hugging Face Space, driven in a headless browser (Debian's chromium)."""
 
 import io

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """TransVG's training augmentation: boxes follow the pixels, whole-word left/right, seeded per (seed, epoch, example)
 (issue 4, acceptance 2; issue 27 item 4)."""
 

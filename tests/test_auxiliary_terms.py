@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The training-only auxiliary terms: pure losses, the heads they need, and their config switches (paper: off)."""
 
 import pytest

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Inputs that failed deep inside torch or silently: a too-large tokenizer, normalized boxes, long expressions."""
 
 import PIL.Image

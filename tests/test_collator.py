@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """EpmVGDataCollator: evaluation batches, augmented batches, teacher inputs and cached teacher embeddings."""
 
 import numpy as np

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """epmvg-train and epmvg-evaluate read data with the same flags, and refuse bad arguments naming them."""
 
 import pytest

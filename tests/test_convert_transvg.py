@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """TransVG / DETR checkpoint conversion: every key mapped, outputs identical to a hand-built model, clear failures."""
 
 import argparse

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Corrupt image files (a truncated PNG, a text file): errors naming the row or file, or skipped and counted."""
 
 import json

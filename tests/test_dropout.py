@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The dropout of the visual and fusion encoders is torch's, on every device; checkpointing replays its masks."""
 
 import torch

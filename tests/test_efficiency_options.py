@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Every efficiency option gives the plain path's outputs and gradients (atol 1e-4); the benchmark's case grammar."""
 
 import os

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """scripts/run_evaluation.py on a fixture dataset with a tiny saved model: one plain process, and two processes under
 `accelerate launch` (CPU, gloo) giving the same metrics and counts (issue 4, acceptance 4)."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """scripts/export_onnx.py: the exported inference graph matches PyTorch under ONNX Runtime (CPU) within 1e-4."""
 
 import json

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Hub-native loading: a saved folder loads through the Auto classes, with and without the package installed."""
 
 import json

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """`epmvg-train --push_to_hub` uploads the project's model card with Hub-valid metadata (the upload is mocked)."""
 
 import json

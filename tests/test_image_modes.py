@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """One conversion of image modes: 16-bit and RGBA images give the same pixels and boxes everywhere they are read."""
 
 import json

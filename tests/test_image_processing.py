@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """EpmVGImageProcessor: letterbox geometry, image inputs of every kind, boxes to and from the canvas, bad input."""
 
 import json

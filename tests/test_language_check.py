@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The language check: expressions permuted across images, the images and boxes left in place."""
 
 import pytest

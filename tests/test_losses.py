@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Specification of the loss functions: hand-computed values on fixed boxes, and robustness on degenerate boxes."""
 
 import math

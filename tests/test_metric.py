@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The grounding-accuracy metric: exact values, IoU = 0.5 counts, offline evaluate.load (issue 4, acceptance 3)."""
 
 import importlib

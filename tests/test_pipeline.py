@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The "visual-grounding" pipeline: same boxes as model + processor + post-processing, single and batched."""
 
 import json

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """scripts/predict.py: JSON boxes and PNGs whose drawn box is the JSON box; the drawing helpers."""
 
 import json

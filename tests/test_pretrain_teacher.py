@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """scripts/pretrain_teacher.py on a tiny setting: trains a few steps and saves a teacher that loads offline."""
 
 import json

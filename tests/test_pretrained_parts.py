@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Building EpmVG from pretrained parts: an AutoBackbone ResNet, a DETR visual branch, and the real MiniLM encoder."""
 
 import os

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """EpmVGProcessor: image processor + tokenizer, text checks, saving, and loading as remote code."""
 
 import ast

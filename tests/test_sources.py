@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Every source adapter on a tiny fixture written in that source's exact schema (issue 4, acceptance 1 and 5)."""
 
 import fractions

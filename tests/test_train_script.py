@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """scripts/train.py end to end: a plain run, a 2-process accelerate run, and runs killed and resumed."""
 
 import contextlib

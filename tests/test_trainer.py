@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Specification of EpmVGDistillationTrainer: the loss, the frozen teacher, the optimizer recipe, checkpoints."""
 
 import os

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The visual pretraining stage: dense labels from scene annotations, the pretraining command, and loading its
 checkpoint as a grounding model's visual branch."""
 

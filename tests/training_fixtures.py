@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Tiny on-disk training set-ups for the script tests: a dataset, a config, a tokenizer and a CLIP teacher."""
 
 import json

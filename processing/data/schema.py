@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The unified visual-grounding example schema that every data source is converted into."""
 
 from datasets import Features, Image, Sequence, Value

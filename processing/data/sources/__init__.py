@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Adapters from the public visual-grounding formats into the unified schema (`processing.data.schema`)."""
 
 from .common import refer_expressions, resolve_image, unified_row, xywh_to_xyxy

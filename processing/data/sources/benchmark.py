@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """jxu124/refcoco-benchmark and refclef-benchmark (ReferItGame): parquet, one row per image, images embedded.
 
 Each row holds `ref_list` (per ref: `ann_info` with a COCO xywh `bbox`, `ref_info` with the REFER sentences) and

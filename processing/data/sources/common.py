@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Small helpers shared by the source adapters: unified rows, box format, image paths, REFER sentences."""
 
 import os

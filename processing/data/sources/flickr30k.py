@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Flickr30k Entities raw files: `Annotations/<id>.xml` (boxes per entity id), `Sentences/<id>.txt` (tagged phrases)
 and `<split>.txt` (image ids per split).
 

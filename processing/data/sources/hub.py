@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Parquet sources (a Hub id, or a local folder laid out like the Hub repo, or a `save_to_disk` folder): load a
 split with `datasets`, recognise its layout by its columns, convert it into the unified schema."""
 

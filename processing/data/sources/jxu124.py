@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """jxu124/refcoco, refcocoplus, refcocog: parquet, one row per ref, xyxy boxes, images in a local COCO folder."""
 
 import ast

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """lmms-lab/RefCOCO, RefCOCOplus, RefCOCOg: parquet, images embedded, one row per ref, COCO xywh boxes."""
 
 import logging

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """`load_grounding_dataset`: one entry point for every supported source, Hub id or local path alike."""
 
 import dataclasses

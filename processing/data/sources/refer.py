@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """REFER toolkit files (lichengunc/refer): `refs(<split_by>).p` + `instances.json` (COCO, xywh boxes).
 
 Covers RefCOCO / RefCOCO+ / RefCOCOg (images: COCO train2014) and RefCLEF = ReferItGame (images: saiapr_tc-12).

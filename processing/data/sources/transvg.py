@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """TransVG / ReSC split files `<dataset>/<dataset>_<split>.pth`: a torch-saved list of tuples, one per expression.
 
 - unc, unc+, gref, gref_umd: `(img_file, mask_file, bbox [x, y, w, h], phrase, attri)`, images in COCO train2014;

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Datasets already in the unified schema (e.g. saved by `save_to_disk` / `to_parquet`): validated, kept as is
 (extra columns included)."""
 

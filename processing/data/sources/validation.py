@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Row validation shared by every source adapter: image readable, sizes consistent, box inside its image."""
 
 import hashlib

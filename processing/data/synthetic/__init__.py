@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """A synthetic referring-expression benchmark (coloured shapes, expressions that need reading) and the captions
 for pretraining its CLIP teacher: the embedded default that runs offline on a CPU."""
 

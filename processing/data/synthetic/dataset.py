@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The synthetic referring-expression benchmark as `datasets` objects: grounding splits, teacher captions,
 baselines."""
 

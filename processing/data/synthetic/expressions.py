@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Generation of referring expressions (checked by the resolver) and of captions for the synthetic benchmark."""
 
 import itertools

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The referring-expression language of the synthetic benchmark: its structure, its text, a parser and a resolver.
 
 The resolver interprets an expression's *text* against a scene, independently of how the expression was built,

@@ -1,3 +1,4 @@
+# Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Scenes of coloured shapes for the synthetic referring-expression benchmark: configuration, sampling, rendering."""
 
 import dataclasses
