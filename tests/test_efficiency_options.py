@@ -6,9 +6,11 @@ import sys
 
 import pytest
 import torch
+from transformers import ResNetBackbone
 
 from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.efficiency_epmvg import allocator_environment, compile_for_inference
+from modeling_epmvg.modeling_epmvg import EpmVGFoldedBatchNorm2d, EpmVGFrozenBatchNorm2d
 
 from .conftest import random_inputs, tiny_config
 
@@ -95,6 +97,35 @@ def test_block_by_block_resnet_equals_the_backbone_and_skips_unused_stages():
         reference = encoder.model(inputs["pixel_values"]).feature_maps[-1]  # runs every stage
     torch.testing.assert_close(feature_map, reference, atol=0, rtol=0)
     assert calls == {"stage4": 1}  # only the reference call computed stage 4
+
+
+def test_batch_norms_folded_into_the_convolutions_equal_the_resnet_with_its_own_in_outputs_and_gradients():
+    torch.manual_seed(0)
+    resnet = EpmVGForVisualGrounding(tiny_config()).model.backbone.model.train()
+    folded = [module for module in resnet.modules() if isinstance(module, EpmVGFoldedBatchNorm2d)]
+    assert folded and not [module for module in resnet.modules() if type(module) is EpmVGFrozenBatchNorm2d]
+    for norm in folded:  # statistics that are not the identity
+        for name in ("weight", "bias", "running_mean"):
+            norm._buffers[name].normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    # transformers' own ResNet: BatchNorm2d in eval mode normalizes with the same frozen statistics
+    reference = ResNetBackbone(resnet.config).eval()
+    incompatible = reference.load_state_dict(resnet.state_dict(), strict=False)
+    assert not incompatible.unexpected_keys
+    assert all(key.endswith("num_batches_tracked") for key in incompatible.missing_keys)
+    pixel_values = torch.randn(2, 3, 64, 64)
+    weights = torch.randn_like(reference(pixel_values).feature_maps[-1])
+    outputs = {}
+    for name, model in (("folded", resnet), ("reference", reference)):
+        feature_map = model(pixel_values).feature_maps[-1]
+        (feature_map * weights).sum().backward()
+        gradients = {key: p.grad for key, p in model.named_parameters() if p.grad is not None}
+        outputs[name] = feature_map.detach(), gradients
+    torch.testing.assert_close(outputs["folded"][0], outputs["reference"][0], atol=ATOL, rtol=ATOL)
+    trained = outputs["folded"][1]
+    assert trained and all(key.endswith("convolution.weight") for key in trained)
+    for key, gradient in trained.items():
+        torch.testing.assert_close(gradient, outputs["reference"][1][key], atol=ATOL, rtol=ATOL, msg=key)
 
 
 def test_channels_last_gives_the_same_outputs_and_gradients():
