@@ -511,7 +511,9 @@ def run_trainer_step(folder: str, warmup: int, steps: int) -> dict:
 
     train.EpmVGDistillationTrainer = ClockedTrainer  # the command builds its trainer by this name
     with tempfile.TemporaryDirectory() as output_dir:
-        train.main(trainer_arguments(folder, output_dir, warmup + steps))
+        status = train.main(trainer_arguments(folder, output_dir, warmup + steps))
+    if status != 0:
+        raise RuntimeError(f"epmvg-train exited with status {status} (its error is printed above)")
     return {"times": [(ends[-1] - ends[warmup - 1]) / steps], "steps": steps}
 
 
@@ -521,7 +523,7 @@ def run_plain_loop(folder: str, warmup: int, steps: int) -> dict:
     Trainer's optimizer class over the same parameter groups), trained by a plain PyTorch loop.
     """
     import torch
-    from transformers import HfArgumentParser, Trainer, set_seed
+    from transformers import Trainer, set_seed
 
     from modeling_epmvg.commands import train
     from modeling_epmvg.efficiency_epmvg import use_fast_cpu_allocator
@@ -529,10 +531,7 @@ def run_plain_loop(folder: str, warmup: int, steps: int) -> dict:
     from processing.data.collator import EpmVGDataCollator
 
     with tempfile.TemporaryDirectory() as output_dir:
-        parser = HfArgumentParser((train.ModelArguments, train.DataArguments, train.EpmVGTrainingArguments))
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(
-            args=trainer_arguments(folder, output_dir, warmup + steps)
-        )
+        model_args, data_args, training_args = train.parse_args(trainer_arguments(folder, output_dir, warmup + steps))
     use_fast_cpu_allocator(training_args.device)  # as epmvg-train does
     set_seed(training_args.seed)
     model = train.build_model(model_args)

@@ -86,3 +86,26 @@ def test_an_unknown_choice_names_the_valid_ones(monkeypatch):
     monkeypatch.setenv(ALLOCATOR_VARIABLE, "jemalloc")
     with pytest.raises(ValueError, match="use 'fast' \\(the default\\) or 'default'"):
         use_fast_cpu_allocator("cpu")
+
+
+@glibc_only
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["train", "--dataset_name", "{missing}", "--output_dir", "{tmp}/out", "--use_cpu", "true"],
+        ["evaluate", "--model", "{missing}", "--dataset", "{missing}"],
+        ["predict", "{missing}", "--image", "{missing}.png", "--expression", "a cat", "--device", "cpu"],
+        ["demo", "--output-dir", "{tmp}/a_file"],
+    ],
+    ids=lambda arguments: arguments[0],
+)
+def test_the_commands_choose_the_fast_allocator_at_the_start_of_their_main(tmp_path, arguments):
+    (tmp_path / "a_file").write_text("not a folder")
+    values = {"missing": str(tmp_path / "missing"), "tmp": str(tmp_path)}
+    command = [sys.executable, "-m", f"modeling_epmvg.commands.{arguments[0]}"]
+    command += [argument.format(**values) for argument in arguments[1:]]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("MALLOC_", "GLIBC_TUN"))}
+    environment.pop(ALLOCATOR_VARIABLE, None)
+    completed = subprocess.run(command, env=environment | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    assert completed.returncode != 0  # the bad input comes after the allocator's choice
+    assert "epmvg: CPU run: glibc malloc keeps freed memory for reuse" in completed.stderr
