@@ -115,8 +115,8 @@ FULL_CASES = (
     "data-640",
 )
 CUDA_EXTRA_CASES = ("forward-b8-640+bf16", "train-b8-640+bf16", "train-b8-640+live+bf16", "train-b32-640+bf16")
-# timed steps of the trainer cases (after 20 untimed ones): the demo logs every 50 steps
-TRAINER_STEPS = {"quick": 100, "full": 200}
+# timed steps of the trainer cases (after --trainer-warmup untimed ones): the demo logs every 50 steps
+TRAINER_STEPS = {"quick": 60, "full": 200}
 
 
 def reference_of(case: BenchmarkCase, transvg_source: str | None) -> tuple[str | None, str | None]:
@@ -472,8 +472,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="Timed runs per case and round (default 2).")
     parser.add_argument("--warmup", type=int, default=1, help="Untimed runs before timing (default 1).")
     parser.add_argument("--rounds", type=int, default=None, help="Passes over the case list (default 2; 1 quick).")
-    parser.add_argument("--trainer-steps", type=int, default=None, help="Timed steps of trainer_step (100 quick).")
-    parser.add_argument("--trainer-warmup", type=int, default=20, help="Untimed steps before (default 20).")
+    parser.add_argument("--trainer-steps", type=int, default=None, help="Timed steps of trainer_step (60 quick).")
+    parser.add_argument("--trainer-warmup", type=int, default=10, help="Untimed steps before (default 10).")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per case (default: torch's own).")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available).")
     parser.add_argument("--output-json", default=None, help="Write the full results to this JSON file.")

@@ -612,7 +612,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--transvg-source", default=None, help="TransVG's checkout (transvg: cases).")
     parser.add_argument("--trainer-data", default=None, help="The folder of prepare_trainer_data (trainer cases).")
-    parser.add_argument("--trainer-warmup", type=int, default=20, help="Untimed steps of the trainer cases.")
+    parser.add_argument("--trainer-warmup", type=int, default=10, help="Untimed steps of the trainer cases.")
     parser.add_argument("--trainer-steps", type=int, default=200, help="Timed steps of the trainer cases.")
     return parser.parse_args(argv)
 
