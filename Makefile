@@ -36,8 +36,10 @@ demo: $(STAMP)
 demo-ablation: $(STAMP)
 	$(PY) scripts/demo.py --output-dir demo_output --ablation
 
+# TransVG's own code as the reference: make benchmark TRANSVG_SOURCE=path/to/a/TransVG/checkout
 benchmark: $(STAMP)
-	$(PY) scripts/benchmark.py --output-json benchmark.json --markdown benchmark.md
+	$(PY) scripts/benchmark.py --output-json benchmark.json --markdown benchmark.md \
+		$(if $(TRANSVG_SOURCE),--transvg-source $(TRANSVG_SOURCE))
 
 clean:
 	rm -rf $(VENV) demo_output build *.egg-info

@@ -1,14 +1,19 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """
-Opt-in CPU speed settings for the command lines (never imported by the model files, never applied by default).
+CPU speed settings of the command lines (never imported by the model files: importing the packages changes nothing).
 
 glibc returns large freed blocks to the OS and page-faults fresh memory in on the next allocation: with EpmVG's
-feature maps that is tens of MB per layer on every forward at 640. glibc reads its allocator settings from the
-environment when a process starts, so they are environment variables that the user sets for a whole run (DataLoader
-workers and `accelerate launch` processes included); `ALLOCATOR_SETTINGS` names them and `allocator_environment`
-builds an environment with them (the benchmark starts its cases so). docs/performance.md measures each.
+feature maps that is tens of MB per layer on every forward at 640. The commands (`epmvg-train`, `epmvg-evaluate`,
+`epmvg-predict`, the demo, the benchmark) call `use_fast_cpu_allocator` at the start of their main: on a CPU run it
+tells glibc through `mallopt` to keep freed memory for reuse (`EPMVG_CPU_ALLOCATOR=default` opts out). glibc also
+reads its settings from the environment when a process starts: `ALLOCATOR_SETTINGS` names those variables (huge pages
+stay such an opt-in) and `allocator_environment` builds an environment with them (the benchmark starts its cases so).
+docs/performance.md measures each.
 """
 
+import ctypes
+import os
+import sys
 from collections.abc import Iterable, Mapping
 
 
@@ -21,6 +26,81 @@ ALLOCATOR_SETTINGS = {
     # back the memory malloc maps with transparent huge pages (glibc >= 2.35, kernel THP in `madvise` mode)
     "huge_pages": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
 }
+
+
+# the environment variable that chooses the commands' CPU allocator: "fast" (their default) or "default" (glibc's own)
+ALLOCATOR_VARIABLE = "EPMVG_CPU_ALLOCATOR"
+# mallopt's parameter numbers (glibc's malloc.h); a trim threshold of -1 switches trimming off (man 3 mallopt)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+# glibc's malloc variables and tunables that set what the fast allocator sets: a user who set one keeps it
+_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
+_MALLOC_TUNABLES = ("glibc.malloc.mmap_max", "glibc.malloc.trim_threshold", "glibc.malloc.mmap_threshold")
+
+
+def _is_cpu_run(device) -> bool:
+    """Whether `device` (or, for None, the device torch picks by default) is the CPU."""
+    import torch
+
+    if device is not None:
+        return torch.device(device).type == "cpu"
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ... alike
+    return not (accelerator.is_available() if accelerator is not None else torch.cuda.is_available())
+
+
+def _is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system, or a libc without the name (musl)
+        return False
+
+
+def use_fast_cpu_allocator(device=None, memory_first: bool = False) -> bool:
+    r"""
+    The commands' CPU allocator: on a CPU run with glibc, `mallopt(M_MMAP_MAX, 0)` and `mallopt(M_TRIM_THRESHOLD,
+    -1)` keep freed memory in the process for reuse instead of returning it to the OS and page-faulting it in again
+    on every step (the `keep` setting of `ALLOCATOR_SETTINGS`, for the process that calls it and the DataLoader
+    workers it forks). The peak RSS stays until the process exits. One line on stderr says what was chosen.
+
+    Nothing changes when `EPMVG_CPU_ALLOCATOR=default`, on other devices, without glibc, when the environment sets
+    glibc's malloc variables itself (the user's choice wins), or when `memory_first` (gradient checkpointing, where
+    the `release` setting is the one that helps).
+
+    Args:
+        device (`str` or `torch.device`, *optional*):
+            The run's device; None for the one torch picks (an accelerator if there is one, else the CPU).
+        memory_first (`bool`, *optional*, defaults to `False`):
+            The run trades speed for memory (e.g. `--gradient_checkpointing`): keep glibc's defaults.
+
+    Returns:
+        `bool`: whether the fast allocator was switched on.
+
+    Raises:
+        `ValueError`: `EPMVG_CPU_ALLOCATOR` is neither `fast` nor `default`.
+    """
+    choice = os.environ.get(ALLOCATOR_VARIABLE, "fast")
+    if choice not in ("fast", "default"):
+        raise ValueError(f"{ALLOCATOR_VARIABLE}={choice!r}: use 'fast' (the default) or 'default' (glibc's own).")
+    if not _is_cpu_run(device) or not _is_glibc():
+        return False
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if choice == "default":
+        reason = f"{ALLOCATOR_VARIABLE}=default"
+    elif any(name in os.environ for name in _MALLOC_VARIABLES) or any(name in tunables for name in _MALLOC_TUNABLES):
+        reason = "the environment's glibc malloc settings"
+    elif memory_first:
+        reason = "memory first (gradient checkpointing; MALLOC_MMAP_THRESHOLD_=16777216 returns freed memory at once)"
+    else:
+        libc = ctypes.CDLL(None)
+        if libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, -1):
+            print(
+                f"epmvg: CPU run: glibc malloc keeps freed memory for reuse (M_MMAP_MAX=0, no trimming; "
+                f"{ALLOCATOR_VARIABLE}=default turns this off)",
+                file=sys.stderr,
+            )
+            return True
+        reason = "mallopt refused the settings"
+    print(f"epmvg: CPU run: glibc malloc keeps its own settings ({reason})", file=sys.stderr)
+    return False
 
 
 def allocator_environment(environ: Mapping[str, str], settings: Iterable[str]) -> dict[str, str]:
@@ -87,4 +167,10 @@ def compile_for_inference(model):
     return torch.compile(model, options={"freezing": True})
 
 
-__all__ = ["ALLOCATOR_SETTINGS", "allocator_environment", "compile_for_inference"]
+__all__ = [
+    "ALLOCATOR_SETTINGS",
+    "ALLOCATOR_VARIABLE",
+    "allocator_environment",
+    "compile_for_inference",
+    "use_fast_cpu_allocator",
+]

@@ -18,6 +18,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
+from transformers.models.resnet.modeling_resnet import ResNetConvLayer, ResNetShortCut
 from transformers.processing_utils import Unpack
 from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
@@ -138,11 +139,44 @@ class EpmVGFrozenBatchNorm2d(nn.Module):
         state_dict.pop(prefix + "num_batches_tracked", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def scale_and_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel affine map this BatchNorm applies: `hidden_states * scale + shift`."""
         scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
+        return scale, self.bias - self.running_mean * scale
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.scale_and_shift()
         # one fused pass (and one new feature map) instead of a multiply and an add
         return torch.addcmul(shift[None, :, None, None], hidden_states, scale[None, :, None, None])
+
+
+class EpmVGFoldedBatchNorm2d(EpmVGFrozenBatchNorm2d):
+    """A frozen BatchNorm that the convolution before it applies ([`fold_batch_norms`]): it keeps the statistics
+    (and their checkpoint names) and passes its input through."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states
+
+
+class EpmVGConv2dWithFrozenBatchNorm(nn.Conv2d):
+    """
+    A bias-free convolution followed by a frozen BatchNorm as one convolution: the weights scaled per output channel
+    and the shift as the bias, so the feature map is written once instead of twice (forward and backward).
+    """
+
+    def __init__(self, convolution: nn.Conv2d, normalization: EpmVGFoldedBatchNorm2d):
+        super().__init__(
+            convolution.in_channels, convolution.out_channels, convolution.kernel_size, convolution.stride,
+            convolution.padding, convolution.dilation, convolution.groups, bias=False,
+            padding_mode=convolution.padding_mode, device="meta",
+        )  # fmt: skip
+        self.weight = convolution.weight
+        # a reference, not a submodule: the statistics keep their place (and name) in the BatchNorm
+        object.__setattr__(self, "normalization", normalization)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.normalization.scale_and_shift()
+        return self._conv_forward(hidden_states, self.weight * scale[:, None, None, None], shift)
 
 
 # Adapted from transformers.models.detr.modeling_detr.replace_batch_norm: keeps each BatchNorm's eps
@@ -157,6 +191,23 @@ def replace_batch_norm(module: nn.Module) -> None:
             module._modules[name] = frozen
         else:
             replace_batch_norm(child)
+
+
+def fold_batch_norms(module: nn.Module) -> None:
+    """
+    Folds each frozen BatchNorm of a transformers ResNet into the convolution before it
+    ([`EpmVGConv2dWithFrozenBatchNorm`]); the state dict keeps its keys and values.
+    """
+    for child in module.modules():
+        if not isinstance(child, (ResNetConvLayer, ResNetShortCut)):
+            continue
+        convolution, normalization = child.convolution, child.normalization
+        foldable = type(normalization) is EpmVGFrozenBatchNorm2d and type(convolution) is nn.Conv2d
+        if foldable and convolution.bias is None:
+            folded = EpmVGFoldedBatchNorm2d(len(normalization.weight), normalization.eps)
+            folded._buffers = normalization._buffers  # the same statistics
+            child.normalization = folded
+            child.convolution = EpmVGConv2dWithFrozenBatchNorm(convolution, folded)
 
 
 class EpmVGConvEncoder(nn.Module):
@@ -174,6 +225,7 @@ class EpmVGConvEncoder(nn.Module):
         self.model = load_backbone(config)
         with torch.no_grad():
             replace_batch_norm(self.model)
+        fold_batch_norms(self.model)
         self.num_channels = self.model.channels[-1]
         self.freeze_stages(config.freeze_backbone_stages)
         self.gradient_checkpointing = False

@@ -1,5 +1,5 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""Every efficiency option gives the plain path's outputs and gradients (atol 1e-4); the benchmark's case grammar."""
+"""Every efficiency option gives the plain path's outputs and gradients (atol 1e-4); glibc's allocator environments."""
 
 import os
 import subprocess
@@ -7,10 +7,11 @@ import sys
 
 import pytest
 import torch
+from transformers import ResNetBackbone
 
 from modeling_epmvg import EpmVGForVisualGrounding
-from modeling_epmvg.commands.benchmark import check_targets, parse_case
 from modeling_epmvg.efficiency_epmvg import allocator_environment, compile_for_inference
+from modeling_epmvg.modeling_epmvg import EpmVGFoldedBatchNorm2d, EpmVGFrozenBatchNorm2d
 
 from .conftest import random_inputs, tiny_config
 
@@ -99,6 +100,35 @@ def test_block_by_block_resnet_equals_the_backbone_and_skips_unused_stages():
     assert calls == {"stage4": 1}  # only the reference call computed stage 4
 
 
+def test_batch_norms_folded_into_the_convolutions_equal_the_resnet_with_its_own_in_outputs_and_gradients():
+    torch.manual_seed(0)
+    resnet = EpmVGForVisualGrounding(tiny_config()).model.backbone.model.train()
+    folded = [module for module in resnet.modules() if isinstance(module, EpmVGFoldedBatchNorm2d)]
+    assert folded and not [module for module in resnet.modules() if type(module) is EpmVGFrozenBatchNorm2d]
+    for norm in folded:  # statistics that are not the identity
+        for name in ("weight", "bias", "running_mean"):
+            norm._buffers[name].normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    # transformers' own ResNet: BatchNorm2d in eval mode normalizes with the same frozen statistics
+    reference = ResNetBackbone(resnet.config).eval()
+    incompatible = reference.load_state_dict(resnet.state_dict(), strict=False)
+    assert not incompatible.unexpected_keys
+    assert all(key.endswith("num_batches_tracked") for key in incompatible.missing_keys)
+    pixel_values = torch.randn(2, 3, 64, 64)
+    weights = torch.randn_like(reference(pixel_values).feature_maps[-1])
+    outputs = {}
+    for name, model in (("folded", resnet), ("reference", reference)):
+        feature_map = model(pixel_values).feature_maps[-1]
+        (feature_map * weights).sum().backward()
+        gradients = {key: p.grad for key, p in model.named_parameters() if p.grad is not None}
+        outputs[name] = feature_map.detach(), gradients
+    torch.testing.assert_close(outputs["folded"][0], outputs["reference"][0], atol=ATOL, rtol=ATOL)
+    trained = outputs["folded"][1]
+    assert trained and all(key.endswith("convolution.weight") for key in trained)
+    for key, gradient in trained.items():
+        torch.testing.assert_close(gradient, outputs["reference"][1][key], atol=ATOL, rtol=ATOL, msg=key)
+
+
 def test_channels_last_gives_the_same_outputs_and_gradients():
     plain, channels_last = _pair()
     channels_last.to(memory_format=torch.channels_last)
@@ -144,91 +174,6 @@ def test_compile_for_inference_folds_the_weights_and_predicts_the_same_boxes():
 def test_compile_for_inference_refuses_a_model_in_train_mode():
     with pytest.raises(ValueError, match=r"model\.eval\(\) first"):
         compile_for_inference(EpmVGForVisualGrounding(tiny_config()).train())
-
-
-@pytest.mark.parametrize(
-    ("name", "kind", "batch_size", "image_size", "options"),
-    [
-        ("forward-b1-640", "forward", 1, 640, ()),
-        ("train-b8-320+cached+ckpt", "train", 8, 320, ("cached", "ckpt")),
-        ("data-640", "data", 1, 640, ()),
-        ("roofline", "roofline", 1, 640, ()),
-    ],
-)
-def test_benchmark_case_names_parse(name, kind, batch_size, image_size, options):
-    case = parse_case(name)
-    assert (case.kind, case.batch_size, case.image_size, case.options) == (kind, batch_size, image_size, options)
-
-
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("forward-b1-640+ckpt", "train cases only"),
-        ("train-b8-640+fast", "Unknown option"),
-        ("train-b8-650", "multiple of 32"),
-        ("backward-b8-640", "Unknown benchmark case"),
-        ("train-b8-640+live+cached", "one teacher mode"),
-    ],
-)
-def test_bad_benchmark_case_names_are_explained(name, message):
-    with pytest.raises(ValueError, match=message):
-        parse_case(name)
-
-
-def test_benchmark_targets_use_the_transvg_ratios():
-    rows = [
-        {"case": "forward-b1-640", "median_s": 0.8},
-        {"case": "train-b8-640", "median_s": 20.0},
-        {"case": "train-b8-640+ckpt", "median_s": 24.0, "peak_rss_gb": 4.0},
-        {"case": "train-b8-640+cached", "median_s": 20.5},
-        {"case": "data-640", "images_per_s": 70.0},
-    ]
-    met = {target["target"]: target["met"] for target in check_targets(rows)}
-    assert met == {
-        "forward b1@640 (s)": True,
-        "train step b8@640 (s)": False,  # 20.0 > 0.9 x 21.5
-        "peak RSS train b8@640 + ckpt (GB)": True,
-        "ckpt step time / plain step time": True,
-        "cached teacher / distillation off @640": True,
-        "data pipeline data-640 (images/s per worker)": True,
-    }
-
-
-def test_benchmark_targets_judge_the_documented_fast_settings_first():
-    rows = [
-        {"case": "forward-b1-640", "median_s": 1.1},
-        {"case": "forward-b1-640+malloc", "median_s": 0.92},
-        {"case": "forward-b1-640+malloc+compile", "median_s": 0.79},
-        {"case": "train-b8-640", "median_s": 32.0},
-        {"case": "train-b8-640+malloc", "median_s": 26.0},
-        {"case": "train-b8-640+ckpt", "median_s": 40.0, "peak_rss_gb": 5.0},
-        {"case": "train-b8-640+ckpt+release", "median_s": 41.0, "peak_rss_gb": 4.6},
-        {"case": "train-b8-640+malloc+cached", "median_s": 26.5},
-    ]
-    targets = {target["target"]: (target["case"], round(target["measured"], 3)) for target in check_targets(rows)}
-    assert targets == {
-        "forward b1@640 (s)": ("forward-b1-640+malloc+compile", 0.79),
-        "train step b8@640 (s)": ("train-b8-640+malloc", 26.0),
-        # gradient checkpointing returns freed memory (memory first); its time compares with the default allocator's
-        "peak RSS train b8@640 + ckpt (GB)": ("train-b8-640+ckpt+release", 4.6),
-        "ckpt step time / plain step time": ("train-b8-640+ckpt+release", round(41.0 / 32.0, 3)),
-        "cached teacher / distillation off @640": ("train-b8-640+malloc+cached", round(26.5 / 26.0, 3)),
-    }
-    # with huge pages measured, those cases are judged, each against its own page size
-    rows += [
-        {"case": "train-b8-640+thp", "median_s": 30.0},
-        {"case": "train-b8-640+malloc+thp", "median_s": 25.0},
-        {"case": "train-b8-640+ckpt+release+thp", "median_s": 36.0, "peak_rss_gb": 4.7},
-    ]
-    targets = {target["target"]: (target["case"], round(target["measured"], 3)) for target in check_targets(rows)}
-    assert targets["train step b8@640 (s)"] == ("train-b8-640+malloc+thp", 25.0)
-    assert targets["peak RSS train b8@640 + ckpt (GB)"] == ("train-b8-640+ckpt+release+thp", 4.7)
-    assert targets["ckpt step time / plain step time"] == ("train-b8-640+ckpt+release+thp", round(36.0 / 30.0, 3))
-
-
-def test_allocator_settings_exclude_each_other_in_a_case():
-    with pytest.raises(ValueError, match=r"\+malloc \(keep\) or \+release"):
-        parse_case("train-b8-640+malloc+release")
 
 
 ALLOCATOR_PROBE = """

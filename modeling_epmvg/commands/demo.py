@@ -48,6 +48,7 @@ from processing.data.synthetic import (
 from processing.data.visualization import draw_grounding, make_grid
 
 from ..configuration_epmvg import EpmVGConfig
+from ..efficiency_epmvg import use_fast_cpu_allocator
 from ..model_card_epmvg import write_model_card
 from .checkpoints import load_grounding_checkpoint
 from .cli import EpmVGArgumentParser, run_command
@@ -462,6 +463,7 @@ def plot_ablation(rows: list[dict], path: str) -> None:
 
 def demo(args: argparse.Namespace) -> dict:
     """The demo (or with `--ablation`, the ablation); returns what it wrote to results.json (the ablation's rows)."""
+    use_fast_cpu_allocator("cpu")  # the demo runs on the CPU (its commands choose for themselves)
     started = time.time()
     args.output_dir = os.path.abspath(args.output_dir)
     names = ("data", "teacher", "config", "visual", "model")

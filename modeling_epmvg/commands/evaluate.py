@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from modeling_epmvg.efficiency_epmvg import compile_for_inference
+from modeling_epmvg.efficiency_epmvg import compile_for_inference, use_fast_cpu_allocator
 
 from .checkpoints import load_grounding_checkpoint
 from .cli import EpmVGArgumentParser, EpmVGUsageError, run_command
@@ -159,6 +159,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     # processes (gloo); without it each process would run alone and evaluate everything
     has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     accelerator = Accelerator(cpu=not has_accelerator)
+    use_fast_cpu_allocator(accelerator.device)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.ERROR)
     model, processor = load_grounding_checkpoint(args.model, args.processor, args.revision, args.trust_remote_code)
     model = model.to(accelerator.device)

@@ -17,6 +17,7 @@ from pathlib import Path
 from processing.data.visualization import draw_grounding
 from processing.pipeline_epmvg import load_grounding_image
 
+from ..efficiency_epmvg import use_fast_cpu_allocator
 from .checkpoints import load_grounding_pipeline
 from .cli import EpmVGArgumentParser, EpmVGUsageError, run_command
 
@@ -105,6 +106,7 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise EpmVGUsageError(f"--batch_size must be at least 1, got {args.batch_size}.")
+    use_fast_cpu_allocator(args.device)  # args.device None: the device the pipeline picks
     pairs = pair_inputs(args.image, args.expression)
     for path in dict.fromkeys(path for path, _ in pairs):
         if not os.path.isfile(path):

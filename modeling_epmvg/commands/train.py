@@ -28,6 +28,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+from modeling_epmvg.efficiency_epmvg import use_fast_cpu_allocator
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
 from modeling_epmvg.teacher_epmvg import cache_teacher_embeddings
@@ -368,6 +369,8 @@ def run(argv: list[str]) -> int:
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    # under gradient checkpointing memory comes first: glibc then returns freed memory as it does by default
+    use_fast_cpu_allocator(training_args.device, memory_first=training_args.gradient_checkpointing)
     train(model_args, data_args, training_args)
     return 0
 
