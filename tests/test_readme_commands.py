@@ -147,9 +147,10 @@ def write_synthetic(folder: Path) -> None:
 
 def write_captions(folder: Path) -> None:
     """A saved caption DatasetDict (what epmvg-synthetic-data --captions_output writes)."""
-    from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset
+    from processing.data.synthetic import SyntheticGroundingConfig, generate_caption_dataset, save_synthetic_dataset
 
-    generate_caption_dataset(8, 4, config=SyntheticGroundingConfig(image_size=32), seed=0).save_to_disk(str(folder))
+    config = SyntheticGroundingConfig(image_size=32)
+    save_synthetic_dataset(generate_caption_dataset(8, 4, config=config, seed=0), str(folder), config)
 
 
 def write_scene(path: Path) -> None:
