@@ -55,7 +55,8 @@ def test_saved_teacher_and_processor_load_and_run(teacher_dir):
 def test_retrieval_is_also_reported_on_captions_that_name_a_held_out_pair(teacher_dir):
     metrics = json.loads((teacher_dir / "teacher_metrics.json").read_text())
     config = SyntheticGroundingConfig(image_size=32)
-    captions = load_captions(parse_args(["--output-dir", str(teacher_dir), "--num-val", "24"] + TINY))["val"]
+    arguments = ["--output-dir", str(teacher_dir), "--num-train", "16", "--num-val", "24"]  # the fixture's captions
+    captions = load_captions(parse_args(arguments + TINY))["val"]
     named = [mentions_pair(caption, config.held_out_pairs) for caption in captions["caption"]]
     assert 0 < metrics["held_out_pair_num_queries"] == sum(named) < len(named)
     for prefix in ("", "held_out_pair_"):
