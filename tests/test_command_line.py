@@ -2,10 +2,13 @@
 """
 The command surface: every console script is a `main(argv) -> int` in modeling_epmvg/commands with a thin launcher in
 scripts/, accepts both flag spellings, and reports an expected failure as `<command>: error: <message>` with exit
-status 1 (2 for a usage error) and no traceback, unless --debug asks for it. Run as subprocesses, as users run them.
+status 1 (2 for a usage error) and no traceback, unless --debug asks for it. Each command's `main` runs in this
+process, as its console script calls it (`sys.exit(main())`); one module and one launcher run as their own processes,
+and tests/test_installed_package.py runs every console script of an installed copy.
 """
 
 import configparser
+import importlib
 import os
 import subprocess
 import sys
@@ -40,6 +43,20 @@ def run(*command: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture
+def command(capsys, monkeypatch):
+    """`modeling_epmvg.commands.<name>.main(argv)` in this process: its exit status, stdout and stderr."""
+    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")  # the test process keeps glibc's own malloc settings
+    monkeypatch.delenv("EPMVG_DEBUG", raising=False)
+
+    def call(name: str, *argv: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        status = importlib.import_module(f"modeling_epmvg.commands.{name}").main(list(argv))
+        return subprocess.CompletedProcess(argv, status, *capsys.readouterr())
+
+    return call
+
+
 def error_line(completed: subprocess.CompletedProcess, prog: str) -> str:
     """The command's one error line; there is no traceback."""
     assert "Traceback" not in completed.stderr, completed.stderr[-3000:]
@@ -59,16 +76,22 @@ def test_every_console_script_is_a_main_in_the_commands_package_with_one_launche
         assert f"from {module} import main" in launcher and "sys.exit(main())" in launcher, prog
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("prog", sorted(COMMANDS))
-def test_help_exits_zero_as_a_module_and_through_the_launcher(prog):
+def test_help_exits_zero_and_every_module_runs_its_main(prog, command):
     name = COMMANDS[prog].split(":")[0].rsplit(".", 1)[1]
-    as_module = run("-m", f"modeling_epmvg.commands.{name}", "--help")
-    assert as_module.returncode == 0, as_module.stderr[-3000:]
-    assert f"usage: {prog}" in as_module.stdout and "--debug" in as_module.stdout
-    if name in ("train", "predict"):  # the launchers are alike: two of them run, the rest are read above
-        launcher = run(f"scripts/{LAUNCHER_NAMES.get(name, name)}.py", "--help")
-        assert launcher.returncode == 0 and f"usage: {prog}" in launcher.stdout
+    completed = command(name, "--help")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"usage: {prog}" in completed.stdout and "--debug" in completed.stdout
+    source = (REPO_ROOT / "modeling_epmvg" / "commands" / f"{name}.py").read_text()
+    assert source.endswith('\n\nif __name__ == "__main__":\n    sys.exit(main())\n'), prog  # `python -m` runs main
+
+
+@pytest.mark.slow
+def test_a_module_and_a_launcher_run_as_their_own_processes():
+    as_module = run("-m", "modeling_epmvg.commands.train", "--help")
+    assert as_module.returncode == 0 and "usage: epmvg-train" in as_module.stdout, as_module.stderr[-3000:]
+    launcher = run("scripts/predict.py", "--help")
+    assert launcher.returncode == 0 and "usage: epmvg-predict" in launcher.stdout, launcher.stderr[-3000:]
 
 
 def test_both_spellings_of_a_flag_are_one_option():
@@ -146,22 +169,20 @@ def bad_training_inputs(setup, tmp_path) -> dict[str, tuple[list[str], str]]:
     }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "case", ["empty expression", "oversized tokenizer", "a BERT folder as the model", "a missing resume folder"]
 )
-def test_epmvg_train_refuses_bad_input_with_one_error_line(setup, tmp_path, case):
+def test_epmvg_train_refuses_bad_input_with_one_error_line(setup, tmp_path, case, command):
     arguments, words = bad_training_inputs(setup, tmp_path)[case]
-    completed = run("-m", "modeling_epmvg.commands.train", *arguments)
+    completed = command("train", *arguments)
     assert completed.returncode == 1, completed.stderr[-3000:]
     assert words in error_line(completed, "epmvg-train")
     if case == "a missing resume folder":  # found before any data is read: the quickest case to rerun
-        with_debug = run("-m", "modeling_epmvg.commands.train", *arguments, "--debug")
+        with_debug = command("train", *arguments, "--debug")
         assert with_debug.returncode == 1 and "Traceback" in with_debug.stderr
 
 
-@pytest.mark.slow
-def test_every_other_command_refuses_a_missing_input_with_one_error_line(tmp_path):
+def test_every_other_command_refuses_a_missing_input_with_one_error_line(tmp_path, command):
     missing = str(tmp_path / "missing")
     cases = {
         "evaluate": ["--model", missing, "--dataset", missing],
@@ -174,10 +195,8 @@ def test_every_other_command_refuses_a_missing_input_with_one_error_line(tmp_pat
         "app": ["--model", missing],
     }
     for name, arguments in cases.items():
-        completed = run("-m", f"modeling_epmvg.commands.{name}", *arguments)
+        completed = command(name, *arguments)
         assert completed.returncode == 1, (name, completed.stderr[-3000:])
         error_line(completed, "epmvg-" + name.replace("_", "-"))
-    usage = run(
-        "-m", "modeling_epmvg.commands.predict", missing, "--image", missing, "--expression", "a", "--batch-size", "0"
-    )
+    usage = command("predict", missing, "--image", missing, "--expression", "a", "--batch-size", "0")
     assert usage.returncode == 2 and "--batch_size must be at least 1" in error_line(usage, "epmvg-predict")
