@@ -11,6 +11,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from modeling_epmvg.commands import evaluate
 from modeling_epmvg.commands.evaluate import markdown_table, prediction_records, score
 from processing import EpmVGProcessor
 from processing.data.metrics import compute_grounding_metrics
@@ -132,8 +133,14 @@ def test_two_processes_count_every_expression_once(single_process, workdir):
 
 
 @pytest.mark.slow
-def test_compiled_model_gives_the_same_predictions(single_process, workdir):
-    run([sys.executable, "scripts/run_evaluation.py", *evaluate_args(workdir, "compiled.json"), "--compile"], workdir)
+def test_compiled_model_gives_the_same_predictions(single_process, workdir, monkeypatch):
+    # in this process (the launcher and the command runs are tested above); one image per batch: inductor compiles
+    # one input shape. This is also the equivalence test of `compile_for_inference`.
+    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")
+    try:
+        assert evaluate.main([*evaluate_args(workdir, "compiled.json"), "--compile", "--batch-size", "1"]) == 0
+    finally:
+        torch._dynamo.reset()
     one, compiled = single_process[1], json.loads((workdir / "compiled.json").read_text())
     for split in SPLIT_SIZES:
         for a, b in zip(one["predictions"][split], compiled["predictions"][split], strict=True):
