@@ -93,6 +93,14 @@ def tokenizer() -> BertTokenizer:
     return tiny_tokenizer()
 
 
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory) -> Path:
+    """A fresh venv with the package installed from README.md's `pip install` line (not editable), once a session."""
+    from .installed_package import install_package
+
+    return install_package(tmp_path_factory.mktemp("installed"))
+
+
 def tiny_clip():
     """A ~50K-parameter random CLIPModel over the tiny vocabulary (32x32 images, 24-dim projections)."""
     from transformers import CLIPConfig, CLIPModel

@@ -1,7 +1,9 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """
 Every command of README.md and docs/*.md runs as written (issue 23 item 2). Each ```bash line is run as a subprocess
-in a fresh folder, with two changes only:
+in a fresh folder, with the package installed as users install it (`python` and the `epmvg-*` console scripts come
+from the non-editable venv of tests/installed_package.py; `accelerate` from the test environment), and with two
+changes only:
 
 - Hub ids become local folders in the same layout as that Hub repo (`HUB_STAND_INS`: DETR in the timm layout of its
   main revision and the `no_timm` one, Swin, a tiny BERT with its tokenizer, a tiny CLIP with its processor, the
@@ -325,11 +327,13 @@ def prepare(call: Invocation, hub: HubStandIns, workdir: Path) -> list[str]:
     return arguments
 
 
-def command_line(command: DocumentedCommand, hub: HubStandIns, workdir: Path) -> tuple[list[str], dict[str, str]]:
-    """The words to run and the environment to run them in."""
+def command_line(
+    command: DocumentedCommand, hub: HubStandIns, workdir: Path, venv: Path
+) -> tuple[list[str], dict[str, str]]:
+    """The words to run (from the installed `venv` first) and the environment to run them in."""
     call = invocation(command.words)
     environment = os.environ | command.environment | {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "HF_HOME": str(workdir / "hf_home"),
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
@@ -398,7 +402,7 @@ def check_make(command: DocumentedCommand) -> None:
 
 def check_pip(command: DocumentedCommand) -> None:
     """tests/test_installed_package.py runs README.md's pip lines; pages elsewhere install the same checkout."""
-    from .test_installed_package import readme_installs
+    from .installed_package import readme_installs
 
     assert command.words in readme_installs() and command.words[2].startswith("."), command.source
 
@@ -408,14 +412,14 @@ COMMANDS = all_documented_commands()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[f"{c.source} {invocation(c.words).program}" for c in COMMANDS])
-def test_documented_command_runs(command, hub, tmp_path):
+def test_documented_command_runs(command, hub, tmp_path, installed_venv):
     if command.words[0] in CHECKED_NOT_RUN:
         CHECKED_NOT_RUN[command.words[0]](command)
         return
     call = invocation(command.words)
     if call.program not in PROGRAMS:
         pytest.fail(f"{command.source}: no stand-in for {call.program!r} in PROGRAMS: {command.text}")
-    words, environment = command_line(command, hub, tmp_path)
+    words, environment = command_line(command, hub, tmp_path, installed_venv)
     (tmp_path / "scripts").symlink_to(REPO_ROOT / "scripts")  # the commands run from a clone's root
     if PROGRAMS[call.program].serves and flag_index(words, "--write_space") is None:
         status, output = serve(words, tmp_path, environment)
