@@ -10,6 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
+from modeling_epmvg.commands import demo as demo_command
 from modeling_epmvg.commands.demo import ablation_table, parse_args, schedule_arguments
 
 from .conftest import REPO_ROOT
@@ -47,6 +48,31 @@ def test_ablation_sizes_must_fit_the_training_set():
     with pytest.raises(SystemExit):
         parse_args(["--ablation", "--num-train", "1000", "--train-sizes", "500", "2000"])
     assert parse_args([]).train_sizes == [2500, 10000, 40000] and parse_args([]).seeds == [0, 1, 2]
+
+
+def test_a_failed_stage_leaves_no_teacher_training_in_the_background(tmp_path, monkeypatch):
+    started = []
+
+    class Teacher:
+        def __init__(self, arguments):
+            self.args, self.terminated = arguments, False
+            started.append(self)
+
+        def terminate(self):
+            self.terminated = True
+
+    def failing_data(*arguments):
+        raise ValueError("the data stage failed")
+
+    monkeypatch.setattr(demo_command.subprocess, "Popen", Teacher)
+    monkeypatch.setattr(demo_command, "prepare_student_inputs", failing_data)
+    args = parse_args(["--output-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="the data stage failed"):
+        demo_command.prepare(args, {name: str(tmp_path / name) for name in ("teacher", "data", "config", "visual")})
+    assert [teacher.terminated for teacher in started] == [True]
+    with pytest.raises(ValueError, match="image_size=3 is too small"):  # checked before the teacher starts
+        demo_command.prepare(parse_args(["--image-size", "3"]), {})
+    assert len(started) == 1
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 """The embedded default, end to end and offline (`make demo`).
 
 Each stage mirrors the real recipe with a small stand-in, and runs the project's own command line (the commands in
-the log are the ones a user would type):
+the log are the ones a user would type; the teacher's runs in a process of its own, the others through their `main`
+in this one):
 
 1. data: the synthetic referring-expression benchmark and its text-free baselines (while the teacher trains);
 2. teacher: a small CLIP pretrained on the benchmark's captions (stands in for openai/clip);
@@ -24,6 +25,7 @@ seed) and seed, reusing the data, teacher and visual branch; the rows go to `abl
 """
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -110,10 +112,14 @@ def check_stage(step: str, arguments: list[str], status: int) -> None:
 
 
 def run(arguments: list[str], step: str) -> float:
-    """Runs one of the project's command lines, showing it and its output; returns its wall time in seconds."""
+    """
+    Runs one of the project's command lines (`command`'s `python -m` line) through its `main`, in this process: the
+    same run without another start of Python and its imports. Shows the command and its output; returns its wall time
+    in seconds.
+    """
     print(f"\n[{step}] $ {' '.join(arguments[2:])}", flush=True)
     started = time.time()
-    check_stage(step, arguments, subprocess.run(arguments).returncode)
+    check_stage(step, arguments, importlib.import_module(arguments[2]).main(arguments[3:]))
     elapsed = time.time() - started
     print(f"[{step}] done in {elapsed / 60:.1f} min", flush=True)
     return elapsed
@@ -278,6 +284,7 @@ def prepare(args, paths: dict) -> dict[str, float]:
     times = {}
     teacher = None
     started = time.time()
+    SyntheticGroundingConfig(image_size=args.image_size)  # a bad setting stops the demo before anything starts
     if not os.path.isfile(os.path.join(paths["teacher"], "config.json")):
         scenes = math.ceil(args.num_train / SyntheticGroundingConfig().expressions_per_image)
         arguments = command(
@@ -287,6 +294,21 @@ def prepare(args, paths: dict) -> dict[str, float]:
         )  # fmt: skip
         print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
         teacher = subprocess.Popen(arguments)
+    try:
+        times.update(prepare_student_inputs(args, paths, started))
+    except BaseException:
+        if teacher is not None:
+            teacher.terminate()  # the demo stops: no teacher left training in the background
+        raise
+    if teacher is not None:
+        check_stage("teacher", teacher.args, teacher.wait())
+    times["data + visual pretraining + teacher"] = time.time() - started
+    return times
+
+
+def prepare_student_inputs(args, paths: dict, started: float) -> dict[str, float]:
+    """The data and the pretrained visual branch (while the teacher trains), each kept when already there."""
+    times = {}
     generate_data(args, paths["data"])
     times["data"] = time.time() - started
     print(f"[data] {paths['data']} ready in {times['data'] / 60:.1f} min", flush=True)
@@ -297,9 +319,6 @@ def prepare(args, paths: dict) -> dict[str, float]:
             "--output-dir", paths["visual"], "--max-steps", str(args.visual_steps), "--seed", str(args.seed),
         )  # fmt: skip
         times["visual pretraining"] = run(arguments, "visual pretraining")
-    if teacher is not None:
-        check_stage("teacher", teacher.args, teacher.wait())
-    times["data + visual pretraining + teacher"] = time.time() - started
     return times
 
 
