@@ -1,5 +1,6 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
-"""`epmvg-train --config_overrides`, run as users run it: integers for float fields, refusals named up front."""
+"""`epmvg-train --config_overrides`: integers for float fields (the console script, run as users run it), refusals
+named up front."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
+from modeling_epmvg.commands import train
 from modeling_epmvg.commands.train import ModelArguments, build_model
 
 from .conftest import REPO_ROOT, tiny_config
@@ -52,15 +54,20 @@ def test_an_integer_for_a_float_field_trains(setup, tmp_path):
 
 
 # the commands' error surface (modeling_epmvg/commands/cli.py) prints the ValueError as one line, exit status 1
+# (epmvg-train's main in this process: the console script above runs the same main in its own)
 @pytest.mark.parametrize("case", sorted(REFUSED_OVERRIDES))
-def test_a_bad_override_is_refused_before_training_with_one_error_line_naming_it(setup, tmp_path, case):
+def test_a_bad_override_is_refused_before_training_with_one_error_line_naming_it(
+    setup, tmp_path, case, capsys, monkeypatch
+):
+    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")  # the test process keeps glibc's own malloc settings
     overrides, words = REFUSED_OVERRIDES[case]
-    completed = epmvg_train(train_arguments(setup, tmp_path, config_overrides=overrides))
-    assert completed.returncode == 1, completed.stderr[-3000:]
+    capsys.readouterr()
+    assert train.main(train_arguments(setup, tmp_path, config_overrides=overrides)) == 1
+    stderr = capsys.readouterr().err
     # before it only the command's one-line CPU allocator notice
-    first_line = [line for line in completed.stderr.splitlines() if not line.startswith("epmvg: CPU run:")][0]
-    assert first_line.startswith("epmvg-train: error: ") and words in first_line, completed.stderr[-3000:]
-    assert "Traceback" not in completed.stderr
+    first_line = [line for line in stderr.splitlines() if not line.startswith("epmvg: CPU run:")][0]
+    assert first_line.startswith("epmvg-train: error: ") and words in first_line, stderr[-3000:]
+    assert "Traceback" not in stderr
     assert not (tmp_path / "model.safetensors").exists()
 
 
