@@ -1,6 +1,7 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """The commands' CPU allocator default: glibc keeps freed memory on CPU runs, an opt-out, nothing on import."""
 
+import json
 import os
 import subprocess
 import sys
@@ -88,24 +89,38 @@ def test_an_unknown_choice_names_the_valid_ones(monkeypatch):
         use_fast_cpu_allocator("cpu")
 
 
+# each command's main in turn, in one process: its exit status and what it wrote on stderr
+COMMANDS_PROBE = """
+import contextlib, importlib, io, json, sys
+results = {}
+for name, argv in json.loads(sys.argv[1]).items():
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        status = importlib.import_module(f"modeling_epmvg.commands.{name}").main(argv)
+    results[name] = [status, stderr.getvalue()]
+print(json.dumps(results))
+"""
+
+
 @glibc_only
-@pytest.mark.parametrize(
-    "arguments",
-    [
-        ["train", "--dataset_name", "{missing}", "--output_dir", "{tmp}/out", "--use_cpu", "true"],
-        ["evaluate", "--model", "{missing}", "--dataset", "{missing}"],
-        ["predict", "{missing}", "--image", "{missing}.png", "--expression", "a cat", "--device", "cpu"],
-        ["demo", "--output-dir", "{tmp}/a_file"],
-    ],
-    ids=lambda arguments: arguments[0],
-)
-def test_the_commands_choose_the_fast_allocator_at_the_start_of_their_main(tmp_path, arguments):
+def test_the_commands_choose_the_fast_allocator_at_the_start_of_their_main(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
-    values = {"missing": str(tmp_path / "missing"), "tmp": str(tmp_path)}
-    command = [sys.executable, "-m", f"modeling_epmvg.commands.{arguments[0]}"]
-    command += [argument.format(**values) for argument in arguments[1:]]
+    missing = str(tmp_path / "missing")
+    calls = {
+        "train": ["--dataset_name", missing, "--output_dir", str(tmp_path / "out"), "--use_cpu", "true"],
+        "evaluate": ["--model", missing, "--dataset", missing],
+        "predict": [missing, "--image", missing + ".png", "--expression", "a cat", "--device", "cpu"],
+        "demo": ["--output-dir", str(tmp_path / "a_file")],
+    }
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("MALLOC_", "GLIBC_TUN"))}
     environment.pop(ALLOCATOR_VARIABLE, None)
-    completed = subprocess.run(command, env=environment | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
-    assert completed.returncode != 0  # the bad input comes after the allocator's choice
-    assert "epmvg: CPU run: glibc malloc keeps freed memory for reuse" in completed.stderr
+    completed = subprocess.run(
+        [sys.executable, "-c", COMMANDS_PROBE, json.dumps(calls)],
+        env=environment | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(completed.stdout.splitlines()[-1])
+    for name, (status, stderr) in results.items():
+        assert status != 0, name  # the bad input comes after the allocator's choice
+        assert "epmvg: CPU run: glibc malloc keeps freed memory for reuse" in stderr, (name, stderr[-2000:])
+        assert f"epmvg-{name}: error: " in stderr and "Traceback" not in stderr, (name, stderr[-2000:])
+    assert set(results) == set(calls)
