@@ -24,8 +24,10 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium (apt-get) for the app's browser test"; \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+# the tests side by side on both cores (pytest-xdist; a file whose fixtures are costly stays on one worker)
+TEST_WORKERS ?= 2
 test: $(STAMP) chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

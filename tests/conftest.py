@@ -1,6 +1,8 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Shared test helpers: tiny random configs and an in-memory tokenizer (everything offline, CPU, fast)."""
 
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,22 @@ def random_inputs(config: EpmVGConfig, batch_size: int = 2, seed: int = 0) -> di
 
 def frozen_parameter_names(model: torch.nn.Module) -> set[str]:
     return {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (tests run side by side: no fixed port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cpu_launch(processes: int = 2) -> list[str]:
+    """`accelerate launch` of `processes` CPU processes (gloo) on a free port, as a command's first words."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()),
+    ]  # fmt: skip
 
 
 @pytest.fixture

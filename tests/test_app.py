@@ -4,7 +4,6 @@
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,7 @@ from modeling_epmvg.commands.checkpoints import load_grounding_pipeline  # noqa:
 from processing.app.examples import write_synthetic_examples  # noqa: E402
 from processing.app.interface import make_handler, parse_expressions  # noqa: E402
 
-from .conftest import REPO_ROOT  # noqa: E402
+from .conftest import REPO_ROOT, free_port  # noqa: E402
 from .test_hub_loading import save_model_and_processor  # noqa: E402
 
 
@@ -100,12 +99,6 @@ def browser():
         launched = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve(command: list[str], port: int, cwd: Path, env: dict | None = None) -> subprocess.Popen:

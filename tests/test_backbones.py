@@ -4,7 +4,6 @@ parameter trained, a Swin checkpoint as the Hub has it, and 2-process DDP on a S
 
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from transformers import BertConfig, BertModel, ConvNextConfig
 
 from modeling_epmvg import EpmVGForVisualGrounding
 
-from .conftest import REPO_ROOT, TINY_VOCAB, frozen_parameter_names, random_inputs, tiny_config
+from .conftest import REPO_ROOT, TINY_VOCAB, cpu_launch, frozen_parameter_names, random_inputs, tiny_config
 from .hub_layouts import tiny_swin_config, write_swin_checkpoint
 from .test_train_script import CPU_ONLY
 from .training_fixtures import train_arguments, write_training_setup
@@ -94,11 +93,7 @@ def test_two_process_ddp_trains_a_swin_epmvg_without_unused_parameters(tmp_path)
     tiny_config(backbone_config=backbone_configs()["swin"]).save_pretrained(tmp_path / "swin_config")
     arguments = train_arguments(setup, tmp_path / "out", max_steps="2")
     arguments[arguments.index("--config_name") + 1] = str(tmp_path / "swin_config")
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPO_ROOT / "tests" / "ddp_probe.py"), *arguments,
-    ]  # fmt: skip
+    command = [*cpu_launch(), str(REPO_ROOT / "tests" / "ddp_probe.py"), *arguments]
     completed = subprocess.run(command, env=CPU_ONLY, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert completed.returncode == 0, completed.stderr[-3000:]
     ranks = [json.loads((tmp_path / "out" / f"rank{rank}.json").read_text()) for rank in (0, 1)]

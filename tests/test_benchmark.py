@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 
+# `make test` runs tests side by side (pytest-xdist): one worker runs this file, so the short run happens once
+pytestmark = pytest.mark.xdist_group("benchmark")
+
 BENCHMARK = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 
 

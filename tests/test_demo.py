@@ -16,6 +16,10 @@ from modeling_epmvg.commands.demo import ablation_table, parse_args, schedule_ar
 from .conftest import REPO_ROOT
 
 
+# `make test` runs tests side by side (pytest-xdist): one worker runs this file, so the demo fixture runs once
+pytestmark = pytest.mark.xdist_group("demo")
+
+
 SHORT_DEMO = ["--num-train", "2000", "--num-eval", "100", "--teacher-steps", "20", "--visual-steps", "20"]
 SHORT_DEMO += ["--train-steps", "60"]
 ACCURACIES = ("val_accuracy", "test_accuracy", "val_shuffled_text_accuracy", "val_accuracy_by_type")

@@ -15,9 +15,12 @@ from modeling_epmvg.commands import evaluate
 from modeling_epmvg.commands.evaluate import markdown_table, prediction_records, score
 from processing import EpmVGProcessor
 from processing.data.metrics import compute_grounding_metrics
-from tests.conftest import REPO_ROOT, tiny_config, tiny_tokenizer
+from tests.conftest import REPO_ROOT, cpu_launch, tiny_config, tiny_tokenizer
 from tests.grounding_layouts import LMMS_FEATURES, lmms_split, write_parquet_repo
 
+
+# `make test` runs tests side by side (pytest-xdist): one worker runs this file, so its fixtures run once
+pytestmark = pytest.mark.xdist_group("evaluate_script")
 
 # odd sizes: a 2-way shard is uneven, and testB leaves the second process with nothing
 SPLIT_SIZES = {"testA": 5, "testB": 1}
@@ -103,22 +106,7 @@ def test_single_process_prints_the_table_and_writes_the_json(single_process):
 
 @pytest.mark.slow
 def test_two_processes_count_every_expression_once(single_process, workdir):
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "modeling_epmvg.commands.evaluate",
-    ]
+    launch = [*cpu_launch(), "-m", "modeling_epmvg.commands.evaluate"]
     stdout = run([*launch, *evaluate_args(workdir, "two.json")], workdir)
     assert stdout.count("| testA | 5 |") == 1  # only the main process reports
     one, two = single_process[1], json.loads((workdir / "two.json").read_text())

@@ -18,7 +18,6 @@ tests/test_installed_package.py.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.efficiency_epmvg import ALLOCATOR_SETTINGS
 from processing import EpmVGProcessor
 
-from .conftest import REPO_ROOT, TINY_VOCAB, tiny_clip, tiny_config, tiny_tokenizer
+from .conftest import REPO_ROOT, TINY_VOCAB, free_port, tiny_clip, tiny_config, tiny_tokenizer
 from .documented_commands import DocumentedCommand, all_documented_commands, documented_commands
 from .grounding_layouts import (
     JXU124_IMAGES,
@@ -341,17 +340,12 @@ def command_line(
     }  # fmt: skip
     launcher = call.launcher
     if launcher[:2] == ["accelerate", "launch"]:
-        launcher = with_flags(launcher, ACCELERATE_TINY)
+        # on a free port: other tests may run a launch at the same time
+        launcher = [*launcher[:2], "--main_process_port", str(free_port()), *with_flags(launcher, ACCELERATE_TINY)[2:]]
         environment["CUDA_VISIBLE_DEVICES"] = ""  # CPU processes (gloo), as tests/test_evaluate_script.py runs them
         environment["OMP_NUM_THREADS"] = "1"
     arguments = with_flags(prepare(call, hub, workdir), PROGRAMS[call.program].tiny)
     return [*launcher, *arguments], environment
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve(words: list[str], workdir: Path, environment: dict[str, str], timeout: float = 300) -> tuple[int, str]:

@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from modeling_epmvg import EpmVGForVisualGrounding
 from modeling_epmvg.commands.train import last_complete_checkpoint, main
 from processing import EpmVGProcessor, VisualGroundingPipeline
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, cpu_launch
 from .test_pipeline import as_list, make_image, remote_pipeline_boxes
 from .training_fixtures import train_arguments, write_training_setup
 
@@ -88,11 +87,7 @@ def test_a_run_with_cached_teacher_embeddings_evaluates_with_the_distillation_te
 
 @pytest.mark.slow
 def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setup, tmp_path):
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPO_ROOT / "tests" / "ddp_probe.py"), *train_arguments(setup, tmp_path),
-    ]  # fmt: skip
+    command = [*cpu_launch(), str(REPO_ROOT / "tests" / "ddp_probe.py"), *train_arguments(setup, tmp_path)]
     completed = subprocess.run(command, env=CPU_ONLY, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert completed.returncode == 0, completed.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
@@ -102,18 +97,10 @@ def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setu
     assert ranks[0]["teacher_wrapper"] == "CLIPModel"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_training(arguments: list[str], output_dir: Path, processes: int = 1) -> subprocess.Popen:
     """epmvg-train (under `accelerate launch` for several processes), logging to a file."""
-    launcher = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launcher += ["--main_process_port", str(free_port())]
-    command = [sys.executable, *(launcher if processes > 1 else []), str(REPO_ROOT / "scripts" / "train.py")]
+    launcher = cpu_launch(processes) if processes > 1 else [sys.executable]
+    command = [*launcher, str(REPO_ROOT / "scripts" / "train.py")]
     output_dir.mkdir(parents=True, exist_ok=True)
     log = open(output_dir.parent / f"{output_dir.name}.log", "ab")  # a file: a full pipe would stall the run
     return subprocess.Popen([*command, *arguments], env=CPU_ONLY, cwd=REPO_ROOT, stdout=log, stderr=log)
