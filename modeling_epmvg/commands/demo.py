@@ -486,7 +486,7 @@ def demo(args: argparse.Namespace) -> dict:
     started = time.time()
     args.output_dir = os.path.abspath(args.output_dir)
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise NotADirectoryError(f"--output-dir {args.output_dir} is a file: name a folder (it is created if missing).")
+        raise NotADirectoryError(f"--output-dir {args.output_dir} is a file: name a folder (created if missing).")
     names = ("data", "teacher", "config", "visual", "model")
     paths = {name: os.path.join(args.output_dir, name) for name in names}
     os.makedirs(args.output_dir, exist_ok=True)
