@@ -1,7 +1,9 @@
 # Copyright 2026 The epmvg authors. Licensed under the Apache License, Version 2.0.
 """Shared test helpers: tiny random configs and an in-memory tokenizer (everything offline, CPU, fast)."""
 
+import importlib
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,6 +111,20 @@ def config() -> EpmVGConfig:
 @pytest.fixture
 def tokenizer() -> BertTokenizer:
     return tiny_tokenizer()
+
+
+@pytest.fixture
+def in_process_command(capsys, monkeypatch):
+    """Calls `modeling_epmvg.commands.<name>.main(argv)` in this process: its exit status, stdout and stderr."""
+    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")  # the test process keeps glibc's own malloc settings
+    monkeypatch.delenv("EPMVG_DEBUG", raising=False)
+
+    def call(name: str, *argv: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        status = importlib.import_module(f"modeling_epmvg.commands.{name}").main(list(argv))
+        return subprocess.CompletedProcess(argv, status, *capsys.readouterr())
+
+    return call
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ and tests/test_installed_package.py runs every console script of an installed co
 """
 
 import configparser
-import importlib
 import os
 import subprocess
 import sys
@@ -43,20 +42,6 @@ def run(*command: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def command(capsys, monkeypatch):
-    """`modeling_epmvg.commands.<name>.main(argv)` in this process: its exit status, stdout and stderr."""
-    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")  # the test process keeps glibc's own malloc settings
-    monkeypatch.delenv("EPMVG_DEBUG", raising=False)
-
-    def call(name: str, *argv: str) -> subprocess.CompletedProcess:
-        capsys.readouterr()
-        status = importlib.import_module(f"modeling_epmvg.commands.{name}").main(list(argv))
-        return subprocess.CompletedProcess(argv, status, *capsys.readouterr())
-
-    return call
-
-
 def error_line(completed: subprocess.CompletedProcess, prog: str) -> str:
     """The command's one error line; there is no traceback."""
     assert "Traceback" not in completed.stderr, completed.stderr[-3000:]
@@ -77,9 +62,9 @@ def test_every_console_script_is_a_main_in_the_commands_package_with_one_launche
 
 
 @pytest.mark.parametrize("prog", sorted(COMMANDS))
-def test_help_exits_zero_and_every_module_runs_its_main(prog, command):
+def test_help_exits_zero_and_every_module_runs_its_main(prog, in_process_command):
     name = COMMANDS[prog].split(":")[0].rsplit(".", 1)[1]
-    completed = command(name, "--help")
+    completed = in_process_command(name, "--help")
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"usage: {prog}" in completed.stdout and "--debug" in completed.stdout
     source = (REPO_ROOT / "modeling_epmvg" / "commands" / f"{name}.py").read_text()
@@ -172,17 +157,17 @@ def bad_training_inputs(setup, tmp_path) -> dict[str, tuple[list[str], str]]:
 @pytest.mark.parametrize(
     "case", ["empty expression", "oversized tokenizer", "a BERT folder as the model", "a missing resume folder"]
 )
-def test_epmvg_train_refuses_bad_input_with_one_error_line(setup, tmp_path, case, command):
+def test_epmvg_train_refuses_bad_input_with_one_error_line(setup, tmp_path, case, in_process_command):
     arguments, words = bad_training_inputs(setup, tmp_path)[case]
-    completed = command("train", *arguments)
+    completed = in_process_command("train", *arguments)
     assert completed.returncode == 1, completed.stderr[-3000:]
     assert words in error_line(completed, "epmvg-train")
     if case == "a missing resume folder":  # found before any data is read: the quickest case to rerun
-        with_debug = command("train", *arguments, "--debug")
+        with_debug = in_process_command("train", *arguments, "--debug")
         assert with_debug.returncode == 1 and "Traceback" in with_debug.stderr
 
 
-def test_every_other_command_refuses_a_missing_input_with_one_error_line(tmp_path, command):
+def test_every_other_command_refuses_a_missing_input_with_one_error_line(tmp_path, in_process_command):
     missing = str(tmp_path / "missing")
     cases = {
         "evaluate": ["--model", missing, "--dataset", missing],
@@ -195,8 +180,8 @@ def test_every_other_command_refuses_a_missing_input_with_one_error_line(tmp_pat
         "app": ["--model", missing],
     }
     for name, arguments in cases.items():
-        completed = command(name, *arguments)
+        completed = in_process_command(name, *arguments)
         assert completed.returncode == 1, (name, completed.stderr[-3000:])
         error_line(completed, "epmvg-" + name.replace("_", "-"))
-    usage = command("predict", missing, "--image", missing, "--expression", "a", "--batch-size", "0")
+    usage = in_process_command("predict", missing, "--image", missing, "--expression", "a", "--batch-size", "0")
     assert usage.returncode == 2 and "--batch_size must be at least 1" in error_line(usage, "epmvg-predict")

@@ -11,7 +11,6 @@ import pytest
 import torch
 from datasets import Dataset
 
-from modeling_epmvg.commands import evaluate
 from modeling_epmvg.commands.evaluate import markdown_table, prediction_records, score
 from processing import EpmVGProcessor
 from processing.data.metrics import compute_grounding_metrics
@@ -121,12 +120,13 @@ def test_two_processes_count_every_expression_once(single_process, workdir):
 
 
 @pytest.mark.slow
-def test_compiled_model_gives_the_same_predictions(single_process, workdir, monkeypatch):
+def test_compiled_model_gives_the_same_predictions(single_process, workdir, in_process_command):
     # in this process (the launcher and the command runs are tested above); one image per batch: inductor compiles
     # one input shape. This is also the equivalence test of `compile_for_inference`.
-    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")
     try:
-        assert evaluate.main([*evaluate_args(workdir, "compiled.json"), "--compile", "--batch-size", "1"]) == 0
+        arguments = [*evaluate_args(workdir, "compiled.json"), "--compile", "--batch-size", "1"]
+        completed = in_process_command("evaluate", *arguments)
+        assert completed.returncode == 0, completed.stderr[-3000:]
     finally:
         torch._dynamo.reset()
     one, compiled = single_process[1], json.loads((workdir / "compiled.json").read_text())

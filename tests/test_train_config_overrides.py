@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from modeling_epmvg import EpmVGConfig, EpmVGForVisualGrounding
-from modeling_epmvg.commands import train
 from modeling_epmvg.commands.train import ModelArguments, build_model
 
 from .conftest import REPO_ROOT, tiny_config
@@ -57,13 +56,12 @@ def test_an_integer_for_a_float_field_trains(setup, tmp_path):
 # (epmvg-train's main in this process: the console script above runs the same main in its own)
 @pytest.mark.parametrize("case", sorted(REFUSED_OVERRIDES))
 def test_a_bad_override_is_refused_before_training_with_one_error_line_naming_it(
-    setup, tmp_path, case, capsys, monkeypatch
+    setup, tmp_path, case, in_process_command
 ):
-    monkeypatch.setenv("EPMVG_CPU_ALLOCATOR", "default")  # the test process keeps glibc's own malloc settings
     overrides, words = REFUSED_OVERRIDES[case]
-    capsys.readouterr()
-    assert train.main(train_arguments(setup, tmp_path, config_overrides=overrides)) == 1
-    stderr = capsys.readouterr().err
+    completed = in_process_command("train", *train_arguments(setup, tmp_path, config_overrides=overrides))
+    assert completed.returncode == 1
+    stderr = completed.stderr
     # before it only the command's one-line CPU allocator notice
     first_line = [line for line in stderr.splitlines() if not line.startswith("epmvg: CPU run:")][0]
     assert first_line.startswith("epmvg-train: error: ") and words in first_line, stderr[-3000:]
