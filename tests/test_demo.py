@@ -106,3 +106,14 @@ def test_tiny_ablation_writes_its_rows_and_learning_curve(first_demo):
         assert picture.format == "PNG" and picture.width > picture.height > 300
     table = ablation_table(rows)
     assert table.count("\n") == 5 and "| 500 | no distillation | 1 |" in table
+
+
+def test_the_committed_ablation_is_one_full_run_of_the_defaults_and_docs_show_its_table():
+    defaults = parse_args(["--ablation"])
+    rows = json.loads((REPO_ROOT / "docs" / "ablation.json").read_text())
+    runs = {(row["train_size"], row["distillation"], row["seed"]) for row in rows}
+    arms = (True, False)
+    expected = {(size, distill, seed) for size in defaults.train_sizes for distill in arms for seed in defaults.seeds}
+    assert len(rows) == len(runs) and runs == expected
+    assert {row["train_steps"] for row in rows} == {defaults.ablation_steps}
+    assert ablation_table(rows) in (REPO_ROOT / "docs" / "demo.md").read_text()
