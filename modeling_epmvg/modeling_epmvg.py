@@ -825,14 +825,40 @@ class EpmVGModel(EpmVGVisualBranchMixin, EpmVGPreTrainedModel):
                 'model.set_attn_implementation("eager").'
             )
 
+    def _check_text_hidden_states(self, text_hidden_states: torch.Tensor, input_ids: torch.Tensor) -> None:
+        expected = (*input_ids.shape, self.config.text_config.hidden_size)
+        if tuple(text_hidden_states.shape) != expected:
+            raise ValueError(
+                f"`text_hidden_states` has shape {tuple(text_hidden_states.shape)} but `input_ids` of shape "
+                f"{tuple(input_ids.shape)} need {expected}: pass the text encoder's last hidden state for these "
+                "input_ids (e.g. from an EpmVGTextStateCache), or leave it out to run the text encoder."
+            )
+        if self.training and _has_trainable_parameters(self.text_backbone):
+            raise ValueError(
+                "`text_hidden_states` skips the text encoder, which is training (not frozen): freeze it with "
+                "model.freeze_text_encoder(), or leave `text_hidden_states` out."
+            )
+
     def encode_text(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        text_hidden_states: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Linguistic branch: (batch, max_text_len, d_model) tokens and their mask, padded to every text slot."""
+        """
+        Linguistic branch: (batch, max_text_len, d_model) tokens and their mask, padded to every text slot. Given
+        `text_hidden_states` (the frozen text encoder's output for `input_ids`, computed beforehand), the text
+        encoder is skipped.
+        """
         missing = self.config.max_text_len - input_ids.shape[1]
-        states = self.text_backbone(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
+        if text_hidden_states is None:
+            states = self.text_backbone(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+        else:
+            self._check_text_hidden_states(text_hidden_states, input_ids)
+            states = text_hidden_states
         # shorter (dynamically padded) text fills the remaining slots as padding, so every slot keeps its position
         states = F.pad(states, (0, 0, 0, missing))
         mask = F.pad(attention_mask.bool(), (0, missing), value=False)
@@ -847,6 +873,7 @@ class EpmVGModel(EpmVGVisualBranchMixin, EpmVGPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
+        text_hidden_states: torch.FloatTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | EpmVGModelOutput:
         r"""
@@ -854,6 +881,10 @@ class EpmVGModel(EpmVGVisualBranchMixin, EpmVGPreTrainedModel):
             1 on real pixels, 0 on canvas padding. Defaults to all ones.
         attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             1 on real tokens, 0 on padding. Defaults to all ones.
+        text_hidden_states (`torch.FloatTensor` of shape `(batch_size, sequence_length, text_dim)`, *optional*):
+            The text encoder's last hidden state for `input_ids` (`text_dim` is `text_config.hidden_size`), computed
+            beforehand: the text encoder is then skipped (a frozen one, e.g. cached once for training by an
+            `EpmVGTextStateCache`).
 
         `output_hidden_states=True` returns the fusion encoder's input and every fusion layer's output;
         `output_attentions=True` (with `attn_implementation="eager"`) every fusion layer's attention weights.
@@ -865,7 +896,7 @@ class EpmVGModel(EpmVGVisualBranchMixin, EpmVGPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         visual_tokens, visual_mask = self.encode_image(pixel_values, pixel_mask)
-        text_tokens, text_mask = self.encode_text(input_ids, attention_mask, token_type_ids)
+        text_tokens, text_mask = self.encode_text(input_ids, attention_mask, token_type_ids, text_hidden_states)
 
         batch_size = pixel_values.shape[0]
         reg_token = self.reg_token.expand(batch_size, -1, -1)
@@ -992,11 +1023,15 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.FloatTensor | None = None,
         dense_labels: torch.FloatTensor | None = None,
+        text_hidden_states: torch.FloatTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | EpmVGVisualGroundingOutput:
         r"""
         pixel_mask (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             1 on real pixels, 0 on canvas padding. Defaults to all ones.
+        text_hidden_states (`torch.FloatTensor` of shape `(batch_size, sequence_length, text_dim)`, *optional*):
+            The frozen text encoder's last hidden state for `input_ids`, computed beforehand; skips the text
+            encoder (see [`EpmVGModel.forward`]).
         labels (`torch.FloatTensor` of shape `(batch_size, 4)`, *optional*):
             Ground-truth boxes, normalized (center_x, center_y, width, height) in the padded canvas, as produced by
             [`EpmVGProcessor`] when given `boxes=`.
@@ -1043,6 +1078,7 @@ class EpmVGForVisualGrounding(EpmVGPreTrainedModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
+            text_hidden_states=text_hidden_states,
             **kwargs,
         )
         pred_boxes = self.bbox_predictor(outputs.reg_embeds).sigmoid()

@@ -41,6 +41,23 @@ def teacher_embeddings(
     return image_embeds, text_embeds
 
 
+def _distinct_images(rows: list[dict], column: str) -> tuple[list[int], list[int]]:
+    """
+    (the index of the first row of each distinct image, each row's position among them). Rows with equal encoded
+    images (the same bytes or file) are one image; a decoded image counts as its row's own.
+    """
+    positions, firsts, gather = {}, [], []
+    for index, row in enumerate(rows):
+        image = row[column]
+        encoded = isinstance(image, dict) and (image.get("bytes") or image.get("path"))
+        key = (image.get("bytes"), image.get("path")) if encoded else index
+        if key not in positions:
+            positions[key] = len(firsts)
+            firsts.append(index)
+        gather.append(positions[key])
+    return firsts, gather
+
+
 def cache_teacher_embeddings(
     dataset,
     teacher: CLIPModel,
@@ -71,8 +88,12 @@ def cache_teacher_embeddings(
 
     def embed(batch: dict) -> dict:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        images = [to_rgb_image(decode_row_image({**row, "image": row[image_column]})) for row in rows]
-        inputs = teacher_processor(images=images, text=batch[text_column], padding=True, return_tensors="pt")
+        # the rows of one image (an expression each) share its embedding: each image is decoded and embedded once
+        firsts, gather = _distinct_images(rows, image_column)
+        images = [to_rgb_image(decode_row_image({**rows[i], "image": rows[i][image_column]})) for i in firsts]
+        inputs = teacher_processor(
+            images=images, text=batch[text_column], padding=True, truncation=True, return_tensors="pt"
+        )
         with torch.inference_mode():
             image_embeds, text_embeds = teacher_embeddings(
                 teacher,
@@ -80,6 +101,7 @@ def cache_teacher_embeddings(
                 inputs["input_ids"].to(device),
                 inputs.get("attention_mask").to(device),
             )
+        image_embeds = image_embeds[torch.as_tensor(gather, device=image_embeds.device)]
         return dict(zip(TEACHER_EMBED_KEYS, (image_embeds.cpu().numpy(), text_embeds.cpu().numpy())))
 
     map_kwargs.setdefault("desc", "Caching teacher embeddings")

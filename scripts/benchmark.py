@@ -15,8 +15,9 @@ Cases (`--cases`, comma-separated):
 - `forward-b{B}-{S}`: inference latency, batch B at canvas side S, under `torch.inference_mode()`.
 - `train-b{B}-{S}`: one training step (forward + backward + AdamW) through `EpmVGDistillationTrainer.compute_loss`
   with distillation off (both distillation coefficients 0).
-- `trainer_step`: seconds per step of the demo's student (scripts/demo.py: 3 fusion layers, 2 frozen MiniLM layers,
-  64 px canvas, batch 32, its data and collator) through `epmvg-train`'s main, distillation off.
+- `trainer_step`: seconds per step of the demo's student (scripts/demo.py: 3 fusion layers, 2 frozen MiniLM layers
+  whose states are cached, 64 px canvas, batch 32, its data and collator) through `epmvg-train`'s main,
+  distillation off.
 - `roofline`: a 2048^3 fp32 matmul, the machine's achievable GFLOP/s (bf16 too on CUDA).
 - `flops-{S}`: FLOP count per sample at side S (forward, train step, teacher) with `torch.utils.flop_counter`; added
   automatically for the sizes of the timed cases. GFLOP/s of a case = counted FLOPs / measured time.
@@ -26,8 +27,8 @@ Cases (`--cases`, comma-separated):
 References (`"reference"` in the JSON, with `"reference_median_s"` and `"ratio"` = case time / reference time):
 
 - `plain_loop`, of `trainer_step`: a plain PyTorch loop over what `epmvg-train` builds from the same arguments (the
-  model, the data through a DataLoader with the same collator and workers, the Trainer's optimizer over the same
-  parameter groups): the Trainer's own per-step cost.
+  model, the data through a DataLoader with the same collator, text-state cache and workers, the Trainer's
+  optimizer over the same parameter groups): the Trainer's own per-step cost.
 - `transvg`, of the `forward-*` and `train-*` cases without teacher options: TransVG's own code at its defaults, when
   `--transvg-source DIR` points at a checkout of djiajunustc/TransVG (imported from there at run time; see
   scripts/benchmark_transvg.py). Without it these cases say that their TransVG reference was skipped.

@@ -541,7 +541,11 @@ def run_plain_loop(folder: str, warmup: int, steps: int) -> dict:
     model.freeze_text_encoder()
     processor = train.build_processor(model_args, model.config)
     dataset, _ = train.load_splits(data_args, training_args.seed)
-    collator = EpmVGDataCollator(processor, dense_labeler=train.dense_labeler(data_args, model.config))
+    collator = EpmVGDataCollator(
+        processor,
+        dense_labeler=train.dense_labeler(data_args, model.config),
+        text_states=train.text_state_cache(data_args, model, processor, dataset),
+    )
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=training_args.per_device_train_batch_size,

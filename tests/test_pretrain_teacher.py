@@ -93,3 +93,12 @@ def test_clear_errors_for_missing_inputs(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "epmvg-pretrain-teacher: error:" in error and "--captions" in error
     assert build_teacher_processor(32, default_tokenizer_dir(), 40).tokenizer.model_max_length == 40
+
+
+def test_a_dataloader_worker_prepares_the_same_batches_so_trains_the_same_teacher(teacher_dir, tmp_path):
+    argv = ["--output-dir", str(tmp_path), "--num-train", "16", "--num-val", "24", "--dataloader-workers", "1"]
+    assert main(argv + TINY) == 0
+
+    with_worker, in_process = (CLIPModel.from_pretrained(folder).state_dict() for folder in (tmp_path, teacher_dir))
+    for name, weight in in_process.items():
+        torch.testing.assert_close(with_worker[name], weight, msg=name)

@@ -85,6 +85,31 @@ def test_a_run_with_cached_teacher_embeddings_evaluates_with_the_distillation_te
     assert results["eval_loss_distill_image"] > 0 and results["eval_loss_distill_text"] > 0
 
 
+def test_cached_text_states_train_the_same_student_as_the_frozen_text_encoder_run_at_every_step(setup, tmp_path):
+    config = EpmVGForVisualGrounding.config_class.from_pretrained(setup["config"])
+    config.text_config.hidden_dropout_prob = config.text_config.attention_probs_dropout_prob = 0.0
+    config.save_pretrained(tmp_path / "config")
+    frozen = dict(config_name=str(tmp_path / "config"), freeze_text_encoder="true")
+    main(train_arguments(setup, tmp_path / "live", **frozen))
+    main(train_arguments(setup, tmp_path / "cached", cache_text_hidden_states="true", **frozen))
+
+    live, cached = (load_file(tmp_path / run / "model.safetensors") for run in ("live", "cached"))
+    for name, weight in live.items():
+        torch.testing.assert_close(cached[name], weight, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (dict(freeze_text_encoder="false"), "needs --freeze_text_encoder true"),
+        (dict(freeze_text_encoder="true", augment="true"), "needs --augment false: the augmentation's flip"),
+    ],
+)
+def test_cached_text_states_are_refused_where_they_would_not_be_the_encoders(setup, tmp_path, capsys, flags, named):
+    assert main(train_arguments(setup, tmp_path, cache_text_hidden_states="true", **flags)) == 1
+    assert named in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setup, tmp_path):
     command = [*cpu_launch(), str(REPO_ROOT / "tests" / "ddp_probe.py"), *train_arguments(setup, tmp_path)]

@@ -160,6 +160,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--warmup-steps", type=float, default=0.05, help="int steps, or a float ratio < 1")
     parser.add_argument("--logging-steps", type=int, default=25)
+    parser.add_argument("--dataloader-workers", type=int, default=0, help="worker processes preparing the batches")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -205,7 +206,7 @@ def pretrain(args: argparse.Namespace) -> dict:
         save_strategy="no",
         report_to="none",
         remove_unused_columns=False,  # the collator needs the raw image and caption columns
-        dataloader_num_workers=0,
+        dataloader_num_workers=args.dataloader_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
         seed=args.seed,
     )

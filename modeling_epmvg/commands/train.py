@@ -32,6 +32,7 @@ from modeling_epmvg.efficiency_epmvg import use_fast_cpu_allocator
 from modeling_epmvg.loss_epmvg import center_to_corners
 from modeling_epmvg.model_card_epmvg import write_model_card
 from modeling_epmvg.teacher_epmvg import cache_teacher_embeddings
+from modeling_epmvg.text_cache_epmvg import EpmVGTextStateCache
 from modeling_epmvg.trainer_epmvg import EpmVGDistillationTrainer, EpmVGNonFiniteLossError, EpmVGTrainingArguments
 from processing import EpmVGProcessor
 from processing.data.augmentation import EpmVGAugmentation, EpmVGAugmentedDataset
@@ -118,6 +119,13 @@ class DataArguments(GroundingSourceArguments):
     augment: bool = field(default=True, metadata={"help": "TransVG's training augmentation."})
     cache_teacher_embeddings: bool = field(
         default=False, metadata={"help": "Compute teacher embeddings once (unaugmented images) instead of live."}
+    )
+    cache_text_hidden_states: bool = field(
+        default=False,
+        metadata={
+            "help": "Run the frozen text encoder once per distinct expression instead of at every step (needs "
+            "--freeze_text_encoder true and --augment false)."
+        },
     )
 
 
@@ -296,10 +304,37 @@ def dense_labeler(data_args: DataArguments, config: EpmVGConfig) -> EpmVGDenseLa
     return labeler
 
 
+def check_text_cache_flags(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """Cached text states stand in for the text encoder only when it is frozen and reads the stored expressions."""
+    if not data_args.cache_text_hidden_states:
+        return
+    if not model_args.freeze_text_encoder:
+        raise ValueError(
+            "--cache_text_hidden_states true needs --freeze_text_encoder true: a trained text encoder's states change "
+            "at every step."
+        )
+    if data_args.augment:
+        raise ValueError(
+            "--cache_text_hidden_states true needs --augment false: the augmentation's flip rewrites left/right in "
+            "the expressions, which the cached states would not follow."
+        )
+
+
+def text_state_cache(data_args: DataArguments, model, processor, *splits) -> EpmVGTextStateCache | None:
+    """With --cache_text_hidden_states, the frozen text encoder's states of every expression of `splits`."""
+    if not data_args.cache_text_hidden_states:
+        return None
+    texts = (text for split in splits if split is not None for text in split["expression"])
+    cache = EpmVGTextStateCache.from_texts(texts, model, processor)
+    logger.info(f"Cached the frozen text encoder's states of {len(cache)} distinct expressions.")
+    return cache
+
+
 def train(
     model_args: ModelArguments, data_args: DataArguments, training_args: EpmVGTrainingArguments
 ) -> EpmVGDistillationTrainer:
     """Builds everything, trains (resuming when asked), saves model + processor + model card; returns the trainer."""
+    check_text_cache_flags(model_args, data_args)
     set_seed(training_args.seed)
     model = build_model(model_args)
     if model_args.freeze_text_encoder:
@@ -321,6 +356,7 @@ def train(
                     eval_dataset = cache_teacher_embeddings(eval_dataset, teacher, teacher_processor)
             teacher_processor = None
 
+    text_states = text_state_cache(data_args, model, processor, train_dataset, eval_dataset)
     if data_args.augment:
         # augmenting the training split only: the collator letterboxes the evaluation split centred
         augmentation = EpmVGAugmentation(size=model.config.image_size, seed=training_args.seed)
@@ -332,7 +368,10 @@ def train(
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=EpmVGDataCollator(
-            processor, teacher_processor=teacher_processor, dense_labeler=dense_labeler(data_args, model.config)
+            processor,
+            teacher_processor=teacher_processor,
+            dense_labeler=dense_labeler(data_args, model.config),
+            text_states=text_states,
         ),
         processing_class=processor,
         compute_metrics=compute_metrics,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from modeling_epmvg.teacher_epmvg import TEACHER_EMBED_KEYS, TEACHER_INPUT_KEYS
+from modeling_epmvg.text_cache_epmvg import TEXT_HIDDEN_STATES, EpmVGTextStateCache
 
 from ..image_processing_epmvg import to_rgb_image
 from .dense_labels import EpmVGDenseLabeler
@@ -30,12 +31,15 @@ class EpmVGDataCollator:
     - Distillation: with a `teacher_processor` (e.g. a `CLIPProcessor`) the batch gets `teacher_pixel_values`,
       `teacher_input_ids`, `teacher_attention_mask` for the same (augmented) image and text; cached
       `teacher_image_embeds` / `teacher_text_embeds` columns are stacked and passed through.
+    - Frozen text encoder: with `text_states` (an [`EpmVGTextStateCache`]) the batch gets `text_hidden_states`,
+      and the model skips its text encoder.
 
     Args:
         processor ([`EpmVGProcessor`]): the student's processor.
         teacher_processor (*optional*): the teacher's processor, called as `processor(images=, text=)`.
         dense_labeler ([`EpmVGDenseLabeler`], *optional*): adds `dense_labels` (scene annotations needed).
         return_target_sizes (`bool`, *optional*, defaults to `False`): add `target_sizes` (int64 `(B, 2)`).
+        text_states ([`EpmVGTextStateCache`], *optional*): the frozen text encoder's cached states of the expressions.
 
     Example:
 
@@ -54,6 +58,7 @@ class EpmVGDataCollator:
     teacher_processor: Any = None
     dense_labeler: EpmVGDenseLabeler | None = None
     return_target_sizes: bool = False
+    text_states: EpmVGTextStateCache | None = None
 
     @staticmethod
     def _offsets(rows: list[dict]) -> list[tuple[int, int]] | None:
@@ -99,6 +104,8 @@ class EpmVGDataCollator:
             # only what the trainer consumes: others (e.g. token_type_ids) would reach the student
             names = {key: key.removeprefix("teacher_") for key in TEACHER_INPUT_KEYS}
             batch.update({key: teacher[name] for key, name in names.items() if name in teacher})
+        if self.text_states is not None:
+            batch[TEXT_HIDDEN_STATES] = self.text_states(texts, batch["attention_mask"])
         for column in TEACHER_EMBED_KEYS:
             if all(row.get(column) is not None for row in rows):
                 batch[column] = torch.as_tensor(np.asarray([row[column] for row in rows], dtype=np.float32))
