@@ -180,3 +180,12 @@ def test_cli_saves_a_loadable_dataset_with_config_and_baselines(tmp_path, capsys
     assert set(baselines) == {"train", "val", "test"}
     assert "text-blind" in capsys.readouterr().out
     assert len(load_from_disk(str(tmp_path / "captions"))["train"]) == 4
+
+
+def test_captions_drawn_by_several_processes_are_the_captions_drawn_by_one():
+    config = SyntheticGroundingConfig(image_size=32)
+    one, two = (generate_caption_dataset(9, 3, config=config, seed=4, num_proc=n) for n in (1, 2))
+    for split in ("train", "val"):
+        assert one[split].data.equals(two[split].data)
+    with pytest.raises(ValueError, match="num_proc must be >= 1"):
+        generate_caption_dataset(4, 2, config=config, num_proc=0)

@@ -291,8 +291,8 @@ def prepare(args, paths: dict) -> dict[str, float]:
             "modeling_epmvg.commands.pretrain_teacher", "--output-dir", paths["teacher"],
             "--image-size", str(args.image_size), "--num-train", str(TEACHER_SCENES_PER_GROUNDING_SCENE * scenes),
             "--max-steps", str(args.teacher_steps), "--seed", str(args.seed),
-            # its batches are prepared on the core the data and the visual branch leave free once they are done
-            "--dataloader-workers", str(args.dataloader_workers),
+            # its captions come first (two processes), then its batches are prepared beside its steps
+            "--num-proc", "2", "--dataloader-workers", str(args.dataloader_workers),
         )  # fmt: skip
         print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
         teacher = subprocess.Popen(arguments)

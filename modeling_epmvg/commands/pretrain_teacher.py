@@ -146,6 +146,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--captions", help="a saved caption DatasetDict (train/val); generated when omitted")
     parser.add_argument("--num-train", type=int, default=60000, help="generated training pairs (one scene each)")
     parser.add_argument("--num-val", type=int, default=512, help="generated held-out pairs (retrieval check)")
+    parser.add_argument("--num-proc", type=int, default=1, help="processes generating the pairs (the same pairs)")
     parser.add_argument("--image-size", type=int, default=SyntheticGroundingConfig().image_size)
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--hidden-size", type=int, default=64)
@@ -180,7 +181,9 @@ def load_captions(args: argparse.Namespace):
     """The caption DatasetDict named by --captions, or a freshly generated one."""
     config = caption_config(args)
     if args.captions is None:
-        return generate_caption_dataset(args.num_train, args.num_val, config=config, seed=args.seed)
+        return generate_caption_dataset(
+            args.num_train, args.num_val, config=config, seed=args.seed, num_proc=args.num_proc
+        )
     captions = load_from_disk(args.captions)
     if not {"train", "val"} <= set(captions) or "caption" not in captions["train"].column_names:
         raise ValueError(f"{args.captions!r} must hold train/val splits with image and caption columns.")

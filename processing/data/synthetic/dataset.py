@@ -4,6 +4,7 @@ baselines."""
 
 import io
 import json
+import multiprocessing
 import os
 
 import numpy as np
@@ -135,9 +136,10 @@ def generate_synthetic_dataset(
     return DatasetDict({split: _grounding_split(split, n, config, seed) for split, n in sizes.items() if n > 0})
 
 
-def _caption_split(stream: str, num_examples: int, config: SyntheticGroundingConfig, seed: int) -> Dataset:
+def _caption_rows(stream: str, start: int, stop: int, config: SyntheticGroundingConfig, seed: int) -> dict:
+    """The caption pairs of scenes `start` to `stop - 1` of `stream` (each scene's draws are its own)."""
     rows = {"image": [], "caption": [], "caption_type": []}
-    for index in range(num_examples):
+    for index in range(start, stop):
         # any pair, held-out ones included: the captions stand in for web data, which knows every combination
         rng, objects, image = _scene(config, seed, stream, index, "all")
         # one pair per scene (as many scenes as pairs): whole scenes alternate with object crops
@@ -149,11 +151,27 @@ def _caption_split(stream: str, num_examples: int, config: SyntheticGroundingCon
         rows["image"].append(_png(picture))
         rows["caption"].append(caption)
         rows["caption_type"].append(kind)
+    return rows
+
+
+def _caption_split(stream: str, num_examples: int, config: SyntheticGroundingConfig, seed: int, num_proc: int):
+    bounds = np.linspace(0, num_examples, min(num_proc, num_examples) + 1).round().astype(int).tolist()
+    shards = [(stream, start, stop, config, seed) for start, stop in zip(bounds[:-1], bounds[1:])]
+    if len(shards) == 1:
+        parts = [_caption_rows(*shards[0])]
+    else:
+        with multiprocessing.Pool(len(shards)) as pool:
+            parts = pool.starmap(_caption_rows, shards)
+    rows = {name: [value for part in parts for value in part[name]] for name in CAPTION_FEATURES}
     return Dataset.from_dict(rows, features=CAPTION_FEATURES)
 
 
 def generate_caption_dataset(
-    num_train: int = 60000, num_val: int = 512, config: SyntheticGroundingConfig | None = None, seed: int = 0
+    num_train: int = 60000,
+    num_val: int = 512,
+    config: SyntheticGroundingConfig | None = None,
+    seed: int = 0,
+    num_proc: int = 1,
 ) -> DatasetDict:
     r"""
     Image-caption pairs for pretraining the CLIP teacher, standing in for the web data CLIP is trained on: scenes
@@ -168,6 +186,8 @@ def generate_caption_dataset(
         num_val (`int`, *optional*, defaults to 512): pairs in "val" (separate scenes).
         config (`SyntheticGroundingConfig`, *optional*): the benchmark configuration.
         seed (`int`, *optional*, defaults to 0): random seed.
+        num_proc (`int`, *optional*, defaults to 1): processes drawing the scenes, each a contiguous range of them:
+            the same dataset for any number.
 
     Returns:
         `datasets.DatasetDict` with columns image, caption, caption_type ("scene" | "object").
@@ -175,10 +195,12 @@ def generate_caption_dataset(
     config = config or SyntheticGroundingConfig()
     if num_train < 1 or num_val < 1:
         raise ValueError(f"num_train and num_val must be >= 1, got {num_train} and {num_val}.")
+    if num_proc < 1:
+        raise ValueError(f"num_proc must be >= 1 (processes drawing the scenes), got {num_proc}.")
     return DatasetDict(
         {
-            "train": _caption_split("captions_train", num_train, config, seed),
-            "val": _caption_split("captions_val", num_val, config, seed),
+            "train": _caption_split("captions_train", num_train, config, seed, num_proc),
+            "val": _caption_split("captions_val", num_val, config, seed, num_proc),
         }
     )
 
