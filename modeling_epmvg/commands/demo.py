@@ -72,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num-train", type=int, default=40000, help="Training expressions (two per scene).")
     parser.add_argument("--num-eval", type=int, default=500, help="Expressions in val and in test.")
     parser.add_argument("--image-size", type=int, default=64, help="Side of the synthetic images and the canvas.")
-    parser.add_argument("--train-steps", type=int, default=5000, help="Grounding steps (lr x0.1 after 75%% of them).")
+    parser.add_argument("--train-steps", type=int, default=4600, help="Grounding steps (lr x0.1 after 75%% of them).")
     parser.add_argument(
         "--train-minutes",
         type=float,
@@ -291,8 +291,8 @@ def prepare(args, paths: dict) -> dict[str, float]:
             "modeling_epmvg.commands.pretrain_teacher", "--output-dir", paths["teacher"],
             "--image-size", str(args.image_size), "--num-train", str(TEACHER_SCENES_PER_GROUNDING_SCENE * scenes),
             "--max-steps", str(args.teacher_steps), "--seed", str(args.seed),
-            # its captions come first (two processes), then its batches are prepared beside its steps
-            "--num-proc", "2", "--dataloader-workers", str(args.dataloader_workers),
+            # one caption process: two would train it beside the visual branch, both threaded, and slow both down
+            "--dataloader-workers", str(args.dataloader_workers),
         )  # fmt: skip
         print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
         teacher = subprocess.Popen(arguments)
