@@ -111,6 +111,7 @@ def test_cached_text_states_are_refused_where_they_would_not_be_the_encoders(set
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("several_training_processes")
 def test_two_processes_end_with_identical_students_and_an_unwrapped_teacher(setup, tmp_path):
     command = [*cpu_launch(), str(REPO_ROOT / "tests" / "ddp_probe.py"), *train_arguments(setup, tmp_path)]
     completed = subprocess.run(command, env=CPU_ONLY, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
@@ -164,13 +165,12 @@ def assert_killed_runs_resume_to_the_uninterrupted_weights(
     """
     reference_dir = tmp_path / "reference"
     reference = start_training(train_arguments(setup, reference_dir, **arguments), reference_dir, processes)
-    killed = {}
-    for name, extra in variants.items():
-        run_arguments = train_arguments(setup, tmp_path / name, **arguments, **extra)
-        killed[name] = start_training(run_arguments, tmp_path / name, processes)
     resumed = {}
     for name, extra in variants.items():
-        kill_after_checkpoint(killed[name], tmp_path / name / checkpoint, int(arguments["max_steps"]))
+        # one variant at a time: a run started beside the one being watched could finish before its own kill
+        run_arguments = train_arguments(setup, tmp_path / name, **arguments, **extra)
+        killed = start_training(run_arguments, tmp_path / name, processes)
+        kill_after_checkpoint(killed, tmp_path / name / checkpoint, int(arguments["max_steps"]))
         run_arguments = train_arguments(setup, tmp_path / name, resume_from_checkpoint="last", **arguments, **extra)
         resumed[name] = start_training(run_arguments, tmp_path / name, processes)
     expected = finish(reference, reference_dir)
@@ -181,6 +181,7 @@ def assert_killed_runs_resume_to_the_uninterrupted_weights(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("several_training_processes")
 def test_an_augmented_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_weights_with_or_without_workers(
     setup, tmp_path
 ):
@@ -193,6 +194,7 @@ def test_an_augmented_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_we
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("several_training_processes")
 def test_an_augmented_two_process_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(setup, tmp_path):
     # 2 steps an epoch on 2 processes: killed in the first epoch, resumed through the second
     arguments = dict(max_steps="4", save_strategy="steps", save_steps="1", config_overrides="{}", augment="true")
