@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .modeling_epmvg import EpmVGForVisualGrounding
+from .modeling_epmvg import EpmVGForVisualGrounding, _has_trainable_parameters
 
 
 # the batch key of the cached states, the name of the model's input
@@ -64,7 +64,7 @@ class EpmVGTextStateCache:
             `ValueError`: when the text encoder is trainable (its states would change at every step) or has dropout.
         """
         encoder = model.model.text_backbone
-        if any(parameter.requires_grad for parameter in encoder.parameters()):
+        if _has_trainable_parameters(encoder):
             raise ValueError(
                 "The text encoder is trainable, so its states change at every step and cannot be cached: freeze it "
                 "first (model.freeze_text_encoder(), or --freeze_text_encoder true), or do not cache them."

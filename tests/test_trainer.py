@@ -264,4 +264,3 @@ def test_logs_hold_the_mean_loss_terms_and_every_groups_learning_rate_by_name(tm
     terms = first["loss_bbox"] + first["loss_giou"]
     distill = 1.5 * first["loss_distill_image"] + 2.0 * first["loss_distill_text"]
     assert first["loss"] == pytest.approx(terms + distill, rel=1e-4)
-

@@ -291,7 +291,8 @@ def prepare(args, paths: dict) -> dict[str, float]:
             "modeling_epmvg.commands.pretrain_teacher", "--output-dir", paths["teacher"],
             "--image-size", str(args.image_size), "--num-train", str(TEACHER_SCENES_PER_GROUNDING_SCENE * scenes),
             "--max-steps", str(args.teacher_steps), "--seed", str(args.seed),
-            # one caption process: two would train it beside the visual branch, both threaded, and slow both down
+            # captions in one process (--num-proc 2 would make it train beside the visual pretraining, both
+            # threaded, and slow both down); its batches are prepared by a worker beside its steps
             "--dataloader-workers", str(args.dataloader_workers),
         )  # fmt: skip
         print(f"\n[teacher] $ {' '.join(arguments[2:])}  (in the background)", flush=True)
